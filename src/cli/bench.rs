@@ -1,0 +1,247 @@
+//! `genolm bench`: throughput benchmarks, printed as a table or JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::cli::stats::file_stats;
+use crate::error::{Error, Result};
+use crate::io::fasta::Reader;
+use crate::seq::SeqPolicy;
+use crate::tokenize::kmer::{Kmer, Tail};
+use crate::tokenize::onehot;
+
+/// Arguments of `genolm bench`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which benchmark to run.
+    #[command(subcommand)]
+    pub which: Which,
+}
+
+/// The benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub enum Which {
+    /// FASTA reading (`stats`) against seqkit and zcat, and one-hot / k-mer encoding speed.
+    #[command(
+        after_help = "Example:\n  bash scripts/fetch_bench_data.sh   # hs37chrXtrunc.fa.gz from Debian smalt-examples\n  genolm bench io --file target/bench-data/hs37chrXtrunc.fa.gz --json"
+    )]
+    Io(IoArgs),
+}
+
+/// Arguments of `genolm bench io`.
+#[derive(Debug, clap::Args)]
+pub struct IoArgs {
+    /// A gzip FASTA to read (default: hs37chrXtrunc.fa.gz in the data dir or target/bench-data).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Data directory (default: $GENOLM_DATA, then ../shared/data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Timed repetitions; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Results of `genolm bench io` (seconds are the best of the repetitions).
+#[derive(Debug, Serialize)]
+pub struct IoReport {
+    /// The gzip file read.
+    pub file: String,
+    /// Bases in the file.
+    pub bases: u64,
+    /// Uncompressed size in bytes.
+    pub plain_bytes: u64,
+    /// `genolm stats` on the uncompressed file.
+    pub stats_plain_s: f64,
+    /// `genolm stats` on the gzip file.
+    pub stats_gzip_s: f64,
+    /// `seqkit stats -a -j 1` on the uncompressed file, if seqkit is installed.
+    pub seqkit_plain_s: Option<f64>,
+    /// `zcat FILE > /dev/null`, if zcat is installed.
+    pub zcat_s: Option<f64>,
+    /// stats_plain_s / seqkit_plain_s (target ≤ 0.5).
+    pub ratio_vs_seqkit: Option<f64>,
+    /// stats_gzip_s / zcat_s (target ≤ 1.1).
+    pub ratio_vs_zcat: Option<f64>,
+    /// One-hot encoding throughput, input GB/s on one core.
+    pub onehot_gb_per_s: f64,
+    /// k-mer (k=6, stride 1) id encoding throughput, input GB/s on one core.
+    pub kmer_gb_per_s: f64,
+}
+
+/// Run `genolm bench`.
+pub fn run(args: Args) -> Result<()> {
+    match args.which {
+        Which::Io(a) => {
+            let report = bench_io(&a)?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report)
+                        .map_err(|e| Error::Internal(e.to_string()))?
+                );
+            } else {
+                print_io(&report);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn best_of<F: FnMut() -> Result<()>>(n: usize, mut f: F) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..n.max(1) {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+fn time_command(n: usize, program: &str, args: &[&str]) -> Option<f64> {
+    let ok = Command::new(program)
+        .arg("--help")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        return None;
+    }
+    best_of(n, || {
+        let st = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| Error::io(program, e))?;
+        if st.success() {
+            Ok(())
+        } else {
+            Err(Error::Internal(format!("{program} failed")))
+        }
+    })
+    .ok()
+}
+
+fn default_bench_file(data_dir: Option<&Path>) -> Option<PathBuf> {
+    let name = "hs37chrXtrunc.fa.gz";
+    let mut candidates = Vec::new();
+    if let Some(d) = crate::io::data_dir(data_dir) {
+        candidates.push(d.join(name));
+        candidates.push(d.join("bench").join(name));
+    }
+    candidates.push(PathBuf::from("target/bench-data").join(name));
+    candidates.into_iter().find(|p| p.exists())
+}
+
+/// Measure reading and encoding throughput on a gzip FASTA.
+pub fn bench_io(a: &IoArgs) -> Result<IoReport> {
+    let gz = match &a.file {
+        Some(f) => f.clone(),
+        None => default_bench_file(a.data_dir.as_deref()).ok_or_else(|| {
+            Error::input(
+                "no benchmark FASTA: pass --file, or run scripts/fetch_bench_data.sh to fetch \
+                 hs37chrXtrunc.fa.gz (Debian smalt-examples) into target/bench-data",
+            )
+        })?,
+    };
+    let gz_s = gz.display().to_string();
+    // Decompress once to a plain file beside the build outputs.
+    let plain = std::env::temp_dir().join(format!("genolm-bench-{}.fa", std::process::id()));
+    let mut seqs: Vec<Vec<u8>> = Vec::new();
+    {
+        let mut w = std::io::BufWriter::new(
+            std::fs::File::create(&plain).map_err(|e| Error::io(plain.display(), e))?,
+        );
+        for rec in Reader::open(
+            &gz_s,
+            SeqPolicy {
+                keep_softmask: true,
+            },
+        )? {
+            let rec = rec?;
+            crate::io::fasta::write_record(&mut w, &rec.name, &rec.description, &rec.seq, 60)
+                .map_err(|e| Error::io(plain.display(), e))?;
+            seqs.push(rec.seq);
+        }
+        std::io::Write::flush(&mut w).map_err(|e| Error::io(plain.display(), e))?;
+    }
+    let plain_s = plain.display().to_string();
+    let plain_bytes = std::fs::metadata(&plain).map(|m| m.len()).unwrap_or(0);
+    let bases: u64 = seqs.iter().map(|s| s.len() as u64).sum();
+
+    let stats_plain_s = best_of(a.repeat, || file_stats(&plain_s).map(|_| ()))?;
+    let stats_gzip_s = best_of(a.repeat, || file_stats(&gz_s).map(|_| ()))?;
+    let seqkit_plain_s = time_command(a.repeat, "seqkit", &["stats", "-a", "-j", "1", &plain_s]);
+    let zcat_s = time_command(
+        a.repeat,
+        "sh",
+        &["-c", &format!("zcat '{gz_s}' > /dev/null")],
+    );
+
+    let longest = seqs.iter().map(Vec::len).max().unwrap_or(0);
+    let mut buf = vec![0f32; 4 * longest];
+    let onehot_s = best_of(a.repeat, || {
+        for s in &seqs {
+            onehot::encode_into(s, &mut buf[..4 * s.len()]);
+        }
+        std::hint::black_box(&buf);
+        Ok(())
+    })?;
+    let kmer = Kmer::new(6, 1, Tail::Bases)?;
+    let mut ids = Vec::with_capacity(longest + 8);
+    let kmer_s = best_of(a.repeat, || {
+        for s in &seqs {
+            ids.clear();
+            kmer.encode_ids_into(s, &mut ids)?;
+        }
+        std::hint::black_box(&ids);
+        Ok(())
+    })?;
+    let _ = std::fs::remove_file(&plain);
+    let gb = bases as f64 / 1e9;
+    Ok(IoReport {
+        file: gz_s,
+        bases,
+        plain_bytes,
+        stats_plain_s,
+        stats_gzip_s,
+        ratio_vs_seqkit: seqkit_plain_s.map(|s| stats_plain_s / s),
+        ratio_vs_zcat: zcat_s.map(|s| stats_gzip_s / s),
+        seqkit_plain_s,
+        zcat_s,
+        onehot_gb_per_s: gb / onehot_s,
+        kmer_gb_per_s: gb / kmer_s,
+    })
+}
+
+fn print_io(r: &IoReport) {
+    let opt = |x: Option<f64>, unit: &str| {
+        x.map_or("n/a (not installed)".into(), |v| format!("{v:.3}{unit}"))
+    };
+    println!(
+        "file: {} ({} bases, {} bytes uncompressed)",
+        r.file, r.bases, r.plain_bytes
+    );
+    println!("genolm stats, plain file     {:.3} s", r.stats_plain_s);
+    println!(
+        "seqkit stats -a -j 1, plain  {}",
+        opt(r.seqkit_plain_s, " s")
+    );
+    println!(
+        "  ratio (target <= 0.5)      {}",
+        opt(r.ratio_vs_seqkit, "")
+    );
+    println!("genolm stats, gzip file      {:.3} s", r.stats_gzip_s);
+    println!("zcat > /dev/null             {}", opt(r.zcat_s, " s"));
+    println!("  ratio (target <= 1.1)      {}", opt(r.ratio_vs_zcat, ""));
+    println!("one-hot encode, 1 core       {:.2} GB/s", r.onehot_gb_per_s);
+    println!("k-mer (k=6) encode, 1 core   {:.2} GB/s", r.kmer_gb_per_s);
+}

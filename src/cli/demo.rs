@@ -1,0 +1,264 @@
+//! `genolm demo`: the main job on the embedded demo set (fly promoter-proximal vs distal windows).
+//!
+//! Reads both classes, reports their statistics, tokenizes them with every tokenizer genolm
+//! ships, checks that reverse-complement augmentation round-trips, and scores the simplest
+//! training-free baseline (GC content) by AUROC. Training jobs build on this (see the README).
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::augment::{reverse_complement, StrandTracks};
+use crate::error::{Error, Result};
+use crate::io::fasta::{Reader, Record};
+use crate::seq::{self, SeqPolicy};
+use crate::tokenize::{self, Tokenizer};
+
+/// Embedded demo class files (see `datasets/demo/README.md` for source and licence).
+const PROXIMAL: &[u8] = include_bytes!("../../datasets/demo/proximal.fa.gz");
+const DISTAL: &[u8] = include_bytes!("../../datasets/demo/distal.fa.gz");
+/// The shipped BPE tokenizer (see `tokenizers/README.md`).
+const SHIPPED_BPE: &str = include_str!("../../tokenizers/dna_bpe_4096.json");
+
+/// Arguments of `genolm demo`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  genolm demo\n  genolm demo --json --seed 7\n  genolm demo --positive my_promoters.fa --negative my_background.fa"
+)]
+pub struct Args {
+    /// Positive-class FASTA (default: the embedded fly promoter-proximal windows).
+    #[arg(long)]
+    pub positive: Option<String>,
+    /// Negative-class FASTA (default: the embedded fly distal upstream windows).
+    #[arg(long)]
+    pub negative: Option<String>,
+    /// Seed (the demo is deterministic; the seed is recorded for the runs that build on it).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Summary of one tokenizer on the demo set.
+#[derive(Debug, Serialize)]
+pub struct TokenizerSummary {
+    /// The tokenizer spec.
+    pub spec: String,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Mean tokens per sequence.
+    pub tokens_per_seq: f64,
+    /// Bases per token (compression).
+    pub bases_per_token: f64,
+    /// Records for which decode(encode(x)) == x.
+    pub lossless_records: usize,
+}
+
+/// The demo report.
+#[derive(Debug, Serialize)]
+pub struct DemoReport {
+    /// Seed given.
+    pub seed: u64,
+    /// Records in the positive class.
+    pub positive_records: usize,
+    /// Records in the negative class.
+    pub negative_records: usize,
+    /// Mean GC of the positive class.
+    pub positive_gc: f64,
+    /// Mean GC of the negative class.
+    pub negative_gc: f64,
+    /// Soft-masked fraction of the positive class.
+    pub positive_softmask: f64,
+    /// Soft-masked fraction of the negative class.
+    pub negative_softmask: f64,
+    /// AUROC of GC content as a training-free score for the positive class.
+    pub gc_auroc: f64,
+    /// Records whose reverse complement applied twice gave back the record and its labels.
+    pub rc_roundtrip_ok: usize,
+    /// One row per tokenizer.
+    pub tokenizers: Vec<TokenizerSummary>,
+}
+
+fn load(path: &Option<String>, embedded: &'static [u8], label: &str) -> Result<Vec<Record>> {
+    let policy = SeqPolicy {
+        keep_softmask: true,
+    };
+    let recs: Vec<Record> = match path {
+        Some(p) => Reader::open(p, policy)?.collect::<Result<_>>()?,
+        None => {
+            let r: Box<dyn BufRead + Send> = crate::io::open_bytes(embedded, label)?;
+            Reader::new(r, label, policy).collect::<Result<_>>()?
+        }
+    };
+    if recs.is_empty() {
+        return Err(Error::input(format!("{label}: no records")));
+    }
+    Ok(recs)
+}
+
+/// AUROC of `scores` for positives vs negatives (ties count one half), by the rank-sum formula.
+pub fn auroc(pos: &[f64], neg: &[f64]) -> f64 {
+    let mut all: Vec<(f64, bool)> = pos
+        .iter()
+        .map(|&s| (s, true))
+        .chain(neg.iter().map(|&s| (s, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rank_sum = 0.0;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].0 == all[i].0 {
+            j += 1;
+        }
+        let mid = (i + j + 1) as f64 / 2.0; // mean 1-based rank of the tie group
+        rank_sum += mid * all[i..j].iter().filter(|x| x.1).count() as f64;
+        i = j;
+    }
+    let (np, nn) = (pos.len() as f64, neg.len() as f64);
+    if np == 0.0 || nn == 0.0 {
+        return 0.5;
+    }
+    (rank_sum - np * (np + 1.0) / 2.0) / (np * nn)
+}
+
+fn summarize(tok: &dyn Tokenizer, recs: &[&Record]) -> Result<TokenizerSummary> {
+    let seqs: Vec<Vec<u8>> = recs.iter().map(|r| r.seq.to_ascii_uppercase()).collect();
+    let refs: Vec<&[u8]> = seqs.iter().map(Vec::as_slice).collect();
+    let ids = tok.encode_batch(&refs)?;
+    let tokens: usize = ids.iter().map(Vec::len).sum();
+    let bases: usize = seqs.iter().map(Vec::len).sum();
+    let mut lossless = 0;
+    for (s, i) in seqs.iter().zip(&ids) {
+        if tok.decode(i)? == *s {
+            lossless += 1;
+        }
+    }
+    Ok(TokenizerSummary {
+        spec: tok.spec(),
+        vocab_size: tok.vocab_size(),
+        tokens_per_seq: tokens as f64 / seqs.len() as f64,
+        bases_per_token: bases as f64 / tokens.max(1) as f64,
+        lossless_records: lossless,
+    })
+}
+
+/// Run the demo and return its report.
+pub fn demo(args: &Args) -> Result<DemoReport> {
+    let pos = load(&args.positive, PROXIMAL, "embedded:proximal.fa.gz")?;
+    let neg = load(&args.negative, DISTAL, "embedded:distal.fa.gz")?;
+    let gc = |rs: &[Record]| {
+        rs.iter()
+            .map(|r| seq::gc_fraction(&r.seq))
+            .collect::<Vec<_>>()
+    };
+    let (gp, gn) = (gc(&pos), gc(&neg));
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let soft = |rs: &[Record]| {
+        let lower: usize = rs
+            .iter()
+            .map(|r| r.seq.iter().filter(|b| b.is_ascii_lowercase()).count())
+            .sum();
+        lower as f64 / rs.iter().map(|r| r.seq.len()).sum::<usize>() as f64
+    };
+    let all: Vec<&Record> = pos.iter().chain(&neg).collect();
+    let rc_ok = all
+        .iter()
+        .filter(|r| {
+            let t = StrandTracks {
+                plus: (0..r.seq.len()).map(|i| (i % 6) as u8).collect(),
+                minus: vec![0; r.seq.len()],
+            };
+            let (s1, t1) = reverse_complement(&r.seq, &t);
+            let (s2, t2) = reverse_complement(&s1, &t1);
+            s2 == r.seq && t2 == t
+        })
+        .count();
+    let mut tokenizers = Vec::new();
+    for spec in ["char", "kmer:6", "kmer:6:1"] {
+        tokenizers.push(summarize(tokenize::from_spec(spec)?.as_ref(), &all)?);
+    }
+    let bpe = tokenize::Bpe::from_json_str(SHIPPED_BPE, "tokenizers/dna_bpe_4096.json")?;
+    tokenizers.push(summarize(&bpe, &all)?);
+    Ok(DemoReport {
+        seed: args.seed,
+        positive_records: pos.len(),
+        negative_records: neg.len(),
+        positive_gc: mean(&gp),
+        negative_gc: mean(&gn),
+        positive_softmask: soft(&pos),
+        negative_softmask: soft(&neg),
+        gc_auroc: auroc(&gp, &gn),
+        rc_roundtrip_ok: rc_ok,
+        tokenizers,
+    })
+}
+
+/// Run `genolm demo`.
+pub fn run(args: Args) -> Result<()> {
+    let r = demo(&args)?;
+    let json = serde_json::to_string_pretty(&r).map_err(|e| Error::Internal(e.to_string()))?;
+    if let Some(out) = &args.out {
+        crate::io::write_atomic(out, |w| {
+            w.write_all(json.as_bytes())
+                .map_err(|e| Error::io(out.display(), e))
+        })?;
+    }
+    if args.json {
+        println!("{json}");
+        return Ok(());
+    }
+    println!("genolm demo: promoter-proximal (positive) vs distal (negative) upstream windows");
+    println!(
+        "  records        {:>8} {:>8}",
+        r.positive_records, r.negative_records
+    );
+    println!(
+        "  mean GC        {:>8.4} {:>8.4}",
+        r.positive_gc, r.negative_gc
+    );
+    println!(
+        "  soft-masked    {:>8.4} {:>8.4}",
+        r.positive_softmask, r.negative_softmask
+    );
+    println!(
+        "  GC-content AUROC (training-free baseline; 0.5 = chance, < 0.5 = positives AT-richer): {:.4}",
+        r.gc_auroc
+    );
+    println!(
+        "  reverse complement x2 round-trips: {}/{}",
+        r.rc_roundtrip_ok,
+        r.positive_records + r.negative_records
+    );
+    let w = r.tokenizers.iter().map(|t| t.spec.len()).max().unwrap_or(9);
+    println!(
+        "  {:<w$}  {:>6}  {:>10}  {:>11}  {:>8}",
+        "tokenizer", "vocab", "tokens/seq", "bases/token", "lossless"
+    );
+    for t in &r.tokenizers {
+        println!(
+            "  {:<w$}  {:>6}  {:>10.1}  {:>11.2}  {:>8}",
+            t.spec, t.vocab_size, t.tokens_per_seq, t.bases_per_token, t.lossless_records
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auroc_by_hand() {
+        assert_eq!(auroc(&[3.0, 4.0], &[1.0, 2.0]), 1.0);
+        assert_eq!(auroc(&[1.0, 2.0], &[3.0, 4.0]), 0.0);
+        assert_eq!(auroc(&[1.0], &[1.0]), 0.5);
+        // pos {0.8, 0.4}, neg {0.5, 0.1}: pairs won 3 of 4.
+        assert!((auroc(&[0.8, 0.4], &[0.5, 0.1]) - 0.75).abs() < 1e-12);
+    }
+}

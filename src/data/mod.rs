@@ -1,0 +1,7 @@
+//! Labelled data for training and evaluation: sequence classification sets and their splits.
+
+pub mod classify;
+pub mod folds;
+
+pub use classify::{promoter_benchmarks, BenchmarkSet, LabeledSet};
+pub use folds::Split;

@@ -1,0 +1,10 @@
+//! Readers and writers: FASTA (plain, gzip, BGZF, stdin, indexed), GFF3 gene models, outputs.
+
+pub mod extract;
+pub mod fai;
+pub mod fasta;
+pub mod gff;
+pub mod labels;
+mod open;
+
+pub use open::{data_dir, open_bytes, open_input, shared_data, write_atomic, Compression};

@@ -1,0 +1,80 @@
+//! Differentiable tensor ops that route around known candle 0.11.1 CPU bugs.
+//!
+//! Every op here either runs our own kernel with a hand-written backward (a candle `CustomOp`,
+//! CPU f32/f64) or is composed from candle primitives whose backward is correct. Nothing here
+//! uses candle's no-backward fast paths (`candle_nn::ops::softmax_last_dim`, the fused
+//! layer/rms norms, `rope`, `sdpa`), candle's `conv1d` (wrong kernel gradient when batch > 1,
+//! wrong values with a non-contiguous kernel) or a batched matmul whose left operand is a
+//! transposed view (wrong batch folding).
+//!
+//! Determinism: on CPU, for a fixed input, every op returns the same bits on every run and for
+//! every rayon thread count. Our conv1d parallelises over fixed batch chunks whose boundaries
+//! depend only on the shapes, each output element is written by one thread, and partial weight
+//! gradients are summed in chunk order. Ops that end in candle's matmul (e.g. [`linear`]) inherit
+//! candle/gemm behaviour, which splits work over output blocks, not over the reduction.
+
+mod activation;
+mod conv1d;
+mod linear;
+mod norm;
+mod pool;
+mod softmax;
+
+pub use activation::{dropout, gelu, gelu_tanh, relu, sigmoid, silu};
+pub use conv1d::{conv1d, conv1d_composed, Conv1d, Conv1dConfig};
+pub use conv1d::{T_BWD, T_COL2IM, T_FWD, T_GCOL, T_GW, T_IM2COL};
+pub use linear::{linear, Linear};
+pub use norm::{layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, RmsNorm};
+pub use pool::{
+    global_avg_pool1d, global_max_pool1d, max_pool1d, max_pool1d_strided, upsample_nearest1d,
+};
+pub use softmax::{
+    cross_entropy, cross_entropy_ignore_index, cross_entropy_masked, log_softmax, softmax,
+};
+
+/// Float element types our CPU kernels are generic over (f32 and f64).
+pub(crate) trait Elem:
+    Copy
+    + Send
+    + Sync
+    + 'static
+    + PartialOrd
+    + std::ops::Add<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::AddAssign
+{
+    /// Additive identity.
+    const ZERO: Self;
+    /// Multiplicative identity.
+    const ONE: Self;
+    /// True for NaN.
+    fn is_nan(self) -> bool;
+}
+
+impl Elem for f32 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    fn is_nan(self) -> bool {
+        f32::is_nan(self)
+    }
+}
+
+impl Elem for f64 {
+    const ZERO: Self = 0.0;
+    const ONE: Self = 1.0;
+    fn is_nan(self) -> bool {
+        f64::is_nan(self)
+    }
+}
+
+/// The contiguous window of `data` described by `layout`, or an error for a strided layout.
+pub(crate) fn contiguous_slice<'a, T>(
+    data: &'a [T],
+    layout: &candle_core::Layout,
+    op: &'static str,
+) -> candle_core::Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((start, end)) if end <= data.len() => Ok(&data[start..end]),
+        _ => candle_core::bail!("{op}: internal error, expected a contiguous input"),
+    }
+}
