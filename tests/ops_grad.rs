@@ -411,7 +411,18 @@ fn conv1d_is_deterministic_across_thread_counts() {
         d: 1,
         g: 6,
     };
-    for c in [c, dw] {
+    let strided = ConvCase {
+        b: 37,
+        cin: 6,
+        l: 50,
+        cout: 8,
+        k: 5,
+        s: 2,
+        p: 2,
+        d: 1,
+        g: 2,
+    };
+    for c in [c, dw, strided] {
         let (x, w, _) = conv_inputs(&c, 9);
         let (x, w) = (
             x.to_dtype(DType::F32).unwrap(),
@@ -752,13 +763,20 @@ fn batch_norm_train_eval_and_running_stats() {
         ops::BatchNorm1d::load(vb, c, cfg).unwrap()
     };
     let bn_plain = mk();
-    grad_check("batch_norm train (B,C,L)", &[x.clone()], |t| {
+    // `load` keeps the running statistics out of the VarBuilder's VarMap entirely.
+    let vm2 = VarMap::new();
+    let vb2 = VarBuilder::from_varmap(&vm2, DType::F64, &Device::Cpu);
+    let _bn2 = ops::BatchNorm1d::load(vb2.pp("bn"), c, cfg).unwrap();
+    let mut names2: Vec<String> = vm2.data().lock().unwrap().keys().cloned().collect();
+    names2.sort();
+    assert_eq!(names2, ["bn.bias", "bn.weight"]);
+    grad_check("batch_norm train (B,C,L)", std::slice::from_ref(&x), |t| {
         bn_plain.forward_t(&t[0], true)
     });
     grad_check("batch_norm train (B,C)", &[rand_t(&mut r, &[5, c])], |t| {
         bn_plain.forward_t(&t[0], true)
     });
-    grad_check("batch_norm eval", &[x.clone()], |t| {
+    grad_check("batch_norm eval", std::slice::from_ref(&x), |t| {
         bn_plain.forward_t(&t[0], false)
     });
     // Parameter gradients: build the layer from the perturbed tensors each time.
@@ -845,12 +863,16 @@ fn softmax_and_log_softmax() {
         .iter()
         .all(|v| v.is_finite()));
     for dim in 0..3 {
-        grad_check(&format!("softmax dim {dim}"), &[x.clone()], |t| {
-            ops::softmax(&t[0], dim)
-        });
-        grad_check(&format!("log_softmax dim {dim}"), &[x.clone()], |t| {
-            ops::log_softmax(&t[0], dim)
-        });
+        grad_check(
+            &format!("softmax dim {dim}"),
+            std::slice::from_ref(&x),
+            |t| ops::softmax(&t[0], dim),
+        );
+        grad_check(
+            &format!("log_softmax dim {dim}"),
+            std::slice::from_ref(&x),
+            |t| ops::log_softmax(&t[0], dim),
+        );
     }
 }
 
@@ -913,18 +935,22 @@ fn cross_entropy_variants() {
         1e-12,
     );
 
-    grad_check("cross_entropy", &[logits.clone()], |t| {
+    grad_check("cross_entropy", std::slice::from_ref(&logits), |t| {
         ops::cross_entropy(&t[0], &targets, None)
     });
-    grad_check("cross_entropy weighted", &[logits.clone()], |t| {
-        ops::cross_entropy(&t[0], &targets, Some(&weights))
-    });
-    grad_check("cross_entropy masked", &[logits.clone()], |t| {
+    grad_check(
+        "cross_entropy weighted",
+        std::slice::from_ref(&logits),
+        |t| ops::cross_entropy(&t[0], &targets, Some(&weights)),
+    );
+    grad_check("cross_entropy masked", std::slice::from_ref(&logits), |t| {
         ops::cross_entropy_masked(&t[0], &targets, &mask)
     });
-    grad_check("cross_entropy ignore_index", &[logits.clone()], |t| {
-        ops::cross_entropy_ignore_index(&t[0], &ig_t, 99)
-    });
+    grad_check(
+        "cross_entropy ignore_index",
+        std::slice::from_ref(&logits),
+        |t| ops::cross_entropy_ignore_index(&t[0], &ig_t, 99),
+    );
 
     let bad = Tensor::new(&[0u32, 4, 1, 2, 3, 1], &Device::Cpu).unwrap();
     assert!(
@@ -988,7 +1014,7 @@ fn activations() {
         assert_close(name, &flat(&f(&x).unwrap()), want, 1e-10);
         let y32 = f(&x.to_dtype(DType::F32).unwrap()).unwrap();
         assert_close(&format!("{name} f32"), &flat(&y32), want, 1e-5);
-        grad_check(name, &[x.clone()], |t| f(&t[0]));
+        grad_check(name, std::slice::from_ref(&x), |t| f(&t[0]));
     }
 }
 
@@ -1055,9 +1081,11 @@ fn pooling_and_upsampling() {
             &naive_max_pool(&xs, 6, 11, k, s),
             1e-6,
         );
-        grad_check(&format!("max_pool1d k={k} s={s}"), &[x.clone()], |t| {
-            ops::max_pool1d_strided(&t[0], k, s)
-        });
+        grad_check(
+            &format!("max_pool1d k={k} s={s}"),
+            std::slice::from_ref(&x),
+            |t| ops::max_pool1d_strided(&t[0], k, s),
+        );
     }
     assert_eq!(ops::max_pool1d(&x, 2).unwrap().dims(), &[2, 3, 5]);
     // Ties: the first maximum takes the whole gradient (as in PyTorch).
@@ -1084,10 +1112,10 @@ fn pooling_and_upsampling() {
         .map(|r| r.iter().sum::<f64>() / 11.0)
         .collect();
     assert_close("global avg", &flat(&gavg), &want, 1e-12);
-    grad_check("global_max_pool1d", &[x.clone()], |t| {
+    grad_check("global_max_pool1d", std::slice::from_ref(&x), |t| {
         ops::global_max_pool1d(&t[0])
     });
-    grad_check("global_avg_pool1d", &[x.clone()], |t| {
+    grad_check("global_avg_pool1d", std::slice::from_ref(&x), |t| {
         ops::global_avg_pool1d(&t[0])
     });
 
@@ -1095,7 +1123,7 @@ fn pooling_and_upsampling() {
     assert_eq!(up.dims(), &[2, 3, 33]);
     let want: Vec<f64> = xs.iter().flat_map(|v| [*v, *v, *v]).collect();
     assert_close("upsample", &flat(&up), &want, 0.0);
-    grad_check("upsample_nearest1d", &[x.clone()], |t| {
+    grad_check("upsample_nearest1d", std::slice::from_ref(&x), |t| {
         ops::upsample_nearest1d(&t[0], 3)
     });
     grad_check(
@@ -1157,42 +1185,54 @@ fn small_cnn_gradients_match_finite_differences() {
 
 // ---------------------------------------------------------------- timing (not a test)
 
-/// Forward + backward timing of the genomic-benchmarks CNN convolutions; run with
+/// CPU time of all threads of this process, in seconds (Linux `schedstat`, ns resolution).
+fn process_cpu_s() -> f64 {
+    let mut ns = 0u64;
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            if let Ok(s) = std::fs::read_to_string(e.path().join("schedstat")) {
+                ns += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    ns as f64 * 1e-9
+}
+
+/// Mean (wall ms, CPU ms) of `f` over `n` runs after 3 warm-up runs.
+fn time_it(n: usize, mut f: impl FnMut()) -> (f64, f64) {
+    for _ in 0..3 {
+        f();
+    }
+    let (t0, c0) = (std::time::Instant::now(), process_cpu_s());
+    for _ in 0..n {
+        f();
+    }
+    let wall = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+    (wall, (process_cpu_s() - c0) * 1e3 / n as f64)
+}
+
+/// Forward + backward timing of the genomic-benchmarks CNN convolutions (f32, batch 64,
+/// lengths after each max-pool); run with
 /// `cargo test --release --test ops_grad -- --ignored --nocapture conv_timing`.
 #[test]
 #[ignore]
 fn conv_timing() {
-    use std::time::Instant;
     let mut r = rng(1);
-    let (b, l) = (64, 300);
-    let layers = [(100, 16, 8), (16, 8, 8), (8, 4, 8)];
-    let mut total = 0.0;
-    for &(cin, cout, k) in &layers {
-        let x =
-            Var::from_tensor(&rand_t(&mut r, &[b, cin, l]).to_dtype(DType::F32).unwrap()).unwrap();
-        let w = Var::from_tensor(
-            &rand_t(&mut r, &[cout, cin, k])
-                .to_dtype(DType::F32)
-                .unwrap(),
-        )
-        .unwrap();
-        let bias =
-            Var::from_tensor(&rand_t(&mut r, &[cout]).to_dtype(DType::F32).unwrap()).unwrap();
-        let step = || {
-            let y = ops::conv1d(
-                x.as_tensor(),
-                w.as_tensor(),
-                Some(bias.as_tensor()),
-                1,
-                0,
-                1,
-                1,
-            )
-            .unwrap();
-            let g = y.sum_all().unwrap().backward().unwrap();
-            assert!(g.get(&w).is_some());
-        };
-        let fwd = || {
+    let b = 64;
+    let layers = [(100, 16, 8, 300), (16, 8, 8, 146), (8, 4, 8, 69)];
+    let f32v = |r: &mut ChaCha8Rng, s: &[usize]| {
+        Var::from_tensor(&rand_t(r, s).to_dtype(DType::F32).unwrap()).unwrap()
+    };
+    let (mut total_wall, mut total_cpu) = (0.0, 0.0);
+    for &(cin, cout, k, l) in &layers {
+        let x = f32v(&mut r, &[b, cin, l]);
+        let w = f32v(&mut r, &[cout, cin, k]);
+        let bias = f32v(&mut r, &[cout]);
+        let (fw, fc) = time_it(20, || {
             ops::conv1d(
                 x.as_tensor(),
                 w.as_tensor(),
@@ -1203,57 +1243,70 @@ fn conv_timing() {
                 1,
             )
             .unwrap();
-        };
-        for _ in 0..3 {
-            step();
-        }
-        let n = 20;
-        let t0 = Instant::now();
-        for _ in 0..n {
-            fwd();
-        }
-        let f_ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
-        let t0 = Instant::now();
-        for _ in 0..n {
-            step();
-        }
-        let fb_ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
-        total += fb_ms;
-        let candle_fb = {
-            let step = || {
-                let y = x.as_tensor().conv1d(w.as_tensor(), 0, 1, 1, 1).unwrap();
-                let y = y
-                    .broadcast_add(&bias.as_tensor().reshape((1, cout, 1)).unwrap())
-                    .unwrap();
-                y.sum_all().unwrap().backward().unwrap();
-            };
-            step();
-            let t0 = Instant::now();
-            for _ in 0..n {
-                step();
-            }
-            t0.elapsed().as_secs_f64() * 1e3 / n as f64
-        };
+        });
+        let (sw, sc) = time_it(20, || {
+            let y = ops::conv1d(
+                x.as_tensor(),
+                w.as_tensor(),
+                Some(bias.as_tensor()),
+                1,
+                0,
+                1,
+                1,
+            )
+            .unwrap();
+            y.sum_all().unwrap().backward().unwrap();
+        });
+        let (cw, cc) = time_it(20, || {
+            let y = x.as_tensor().conv1d(w.as_tensor(), 0, 1, 1, 1).unwrap();
+            let y = y
+                .broadcast_add(&bias.as_tensor().reshape((1, cout, 1)).unwrap())
+                .unwrap();
+            y.sum_all().unwrap().backward().unwrap();
+        });
+        total_wall += sw;
+        total_cpu += sc;
         println!(
-            "conv {cin}->{cout} k{k} B{b} L{l}: fwd {f_ms:.2} ms, fwd+bwd {fb_ms:.2} ms (candle's wrong-gradient conv1d fwd+bwd {candle_fb:.2} ms)"
+            "conv {cin}->{cout} k{k} B{b} L{l}: fwd {fw:.2} ms (cpu {fc:.2}), fwd+bwd {sw:.2} ms \
+             (cpu {sc:.2}); candle's conv1d (wrong kernel grad) fwd+bwd {cw:.2} ms (cpu {cc:.2})"
         );
-        let dw =
-            Var::from_tensor(&rand_t(&mut r, &[cin, 1, k]).to_dtype(DType::F32).unwrap()).unwrap();
-        let t0 = Instant::now();
-        for _ in 0..n {
+        let dw = f32v(&mut r, &[cin, 1, k]);
+        let (dw_w, dw_c) = time_it(20, || {
             let y = ops::conv1d(x.as_tensor(), dw.as_tensor(), None, 1, 3, 1, cin).unwrap();
             y.sum_all().unwrap().backward().unwrap();
-        }
-        let dw_ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
-        let t0 = Instant::now();
-        for _ in 0..n {
+        });
+        let (cdw_w, cdw_c) = time_it(5, || {
             let y = x.as_tensor().conv1d(dw.as_tensor(), 3, 1, 1, cin).unwrap();
             y.sum_all().unwrap().backward().unwrap();
-        }
-        let cdw_ms = t0.elapsed().as_secs_f64() * 1e3 / n as f64;
+        });
         println!(
-            "  depthwise {cin} ch k{k}: fwd+bwd {dw_ms:.2} ms (candle per-group {cdw_ms:.2} ms)"
+            "  depthwise {cin} ch k{k}: fwd+bwd {dw_w:.2} ms (cpu {dw_c:.2}); candle per-group \
+             {cdw_w:.2} ms (cpu {cdw_c:.2})"
         );
     }
-    println!("three convs fwd+bwd total: {total:.2} ms");
+    println!("three convs fwd+bwd: {total_wall:.2} ms wall, {total_cpu:.2} ms cpu");
+}
+
+#[test]
+fn half_precision_falls_back_to_composed_ops() {
+    let c = ConvCase {
+        b: 2,
+        cin: 3,
+        l: 9,
+        cout: 4,
+        k: 3,
+        s: 1,
+        p: 1,
+        d: 1,
+        g: 1,
+    };
+    let (x, w, bias) = conv_inputs(&c, 5);
+    let want = naive_conv1d(&flat(&x), &flat(&w), Some(&flat(&bias)), &c);
+    let h = |t: &Tensor| t.to_dtype(DType::F16).unwrap();
+    let y = ops::conv1d(&h(&x), &h(&w), Some(&h(&bias)), c.s, c.p, c.d, c.g).unwrap();
+    assert_eq!(y.dtype(), DType::F16);
+    assert_close("conv1d f16", &flat(&y), &want, 1e-2);
+    let p = ops::max_pool1d(&h(&x), 2).unwrap();
+    let want = naive_max_pool(&flat(&x), 6, 9, 2, 2);
+    assert_close("max_pool1d f16", &flat(&p), &want, 1e-3);
 }

@@ -29,6 +29,105 @@ pub enum Which {
         after_help = "Example:\n  bash scripts/fetch_bench_data.sh   # hs37chrXtrunc.fa.gz from Debian smalt-examples\n  genolm bench io --file target/bench-data/hs37chrXtrunc.fa.gz --json"
     )]
     Io(IoArgs),
+    /// Training steps per second of a model on random tokens (forward, backward, AdamW).
+    #[command(
+        after_help = "Example:\n  genolm bench train --model gb-cnn --batch 64 --length 300 --threads 2 --json"
+    )]
+    Train(TrainArgs),
+}
+
+/// Arguments of `genolm bench train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Model (`gb-cnn`, `cnn`).
+    #[arg(long, default_value = "gb-cnn")]
+    pub model: String,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Sequence length in tokens (char tokenizer).
+    #[arg(long, default_value_t = 300)]
+    pub length: usize,
+    /// Timed steps (after 5 warm-up steps).
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Result of `genolm bench train`.
+#[derive(Debug, Serialize)]
+pub struct TrainReport {
+    /// Framework name.
+    pub framework: &'static str,
+    /// Model.
+    pub model: String,
+    /// Batch size.
+    pub batch: usize,
+    /// Length.
+    pub length: usize,
+    /// Rayon / kernel threads.
+    pub threads: usize,
+    /// Training steps per second.
+    pub steps_per_s: f64,
+    /// Milliseconds per step.
+    pub ms_per_step: f64,
+}
+
+/// Time training steps of a model on random token ids.
+pub fn bench_train(a: &TrainArgs) -> Result<TrainReport> {
+    use crate::models::{BackboneConfig, Ctx, ModelConfig};
+    use crate::train::optim::{AdamW, AdamWConfig};
+    use candle_core::{Device, Tensor};
+    use rand::{Rng, SeedableRng};
+    let backbone = BackboneConfig::by_name(&a.model)?;
+    let cfg = ModelConfig {
+        vocab_size: 10,
+        seq_len: a.length,
+        num_classes: 2,
+        head: backbone.default_head(),
+        backbone,
+    };
+    let (model, weights) = crate::train::classify::build_model(&cfg, 0)?;
+    let vars: Vec<_> = {
+        let data = weights.params.data().lock().expect("var map lock");
+        data.iter()
+            .map(|(k, v)| (k.clone(), v.clone(), 1.0))
+            .collect()
+    };
+    let mut opt = AdamW::new(vars, AdamWConfig::default())?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let dev = Device::Cpu;
+    let mut step = |rng: &mut rand_chacha::ChaCha8Rng| -> Result<()> {
+        let ids: Vec<u32> = (0..a.batch * a.length)
+            .map(|_| rng.random_range(5..10))
+            .collect();
+        let y: Vec<u32> = (0..a.batch).map(|_| rng.random_range(0..2)).collect();
+        let x = Tensor::from_vec(ids, (a.batch, a.length), &dev)?;
+        let y = Tensor::from_vec(y, a.batch, &dev)?;
+        let mut ctx = Ctx { train: true, rng };
+        let loss = crate::ops::cross_entropy(&model.forward(&x, &mut ctx)?, &y, None)?;
+        let g = opt.collect(&loss.backward()?);
+        opt.step_grads(g, 1e-3, 1.0)
+    };
+    for _ in 0..5 {
+        step(&mut rng)?;
+    }
+    let t = Instant::now();
+    for _ in 0..a.steps.max(1) {
+        step(&mut rng)?;
+    }
+    let s = t.elapsed().as_secs_f64() / a.steps.max(1) as f64;
+    Ok(TrainReport {
+        framework: "genolm",
+        model: a.model.clone(),
+        batch: a.batch,
+        length: a.length,
+        threads: rayon::current_num_threads(),
+        steps_per_s: 1.0 / s,
+        ms_per_step: s * 1e3,
+    })
 }
 
 /// Arguments of `genolm bench io`.
@@ -88,6 +187,21 @@ pub fn run(args: Args) -> Result<()> {
                 );
             } else {
                 print_io(&report);
+            }
+            Ok(())
+        }
+        Which::Train(a) => {
+            let r = bench_train(&a)?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&r).map_err(|e| Error::Internal(e.to_string()))?
+                );
+            } else {
+                println!(
+                    "{} batch {} length {} threads {}: {:.2} steps/s ({:.1} ms/step)",
+                    r.model, r.batch, r.length, r.threads, r.steps_per_s, r.ms_per_step
+                );
             }
             Ok(())
         }

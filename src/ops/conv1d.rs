@@ -1,14 +1,18 @@
 //! 1-D convolution with a correct forward and backward on every batch size.
 //!
-//! CPU, f32/f64: our own [`CustomOp2`] (im2col + gemm per batch element, parallel over fixed
-//! batch chunks with rayon; grouped convolutions with one input channel per group, i.e.
-//! depthwise, use a direct per-channel loop). The backward computes the input and weight
-//! gradients in one pass.
+//! CPU, f32/f64: our own [`CustomOp2`]. Forward, per batch element (rayon, one task each):
+//! im2col into a `(Cin * K, Lout)` column matrix and one gemm per group. Backward, in one pass
+//! (a [`CustomOp3`] returning both gradients): the kernel gradient `gy * cols^T` accumulates per
+//! batch chunk; the input gradient is, for stride 1, a correlation of `gy` with the flipped
+//! kernel (one gemm over `Cout_g * K`, no scatter), otherwise `w^T * gy` scattered back with
+//! col2im. Grouped convolutions with one input channel per group (depthwise, any channel
+//! multiplier) use direct per-channel loops instead of gemms. gemm runs single-threaded inside
+//! each rayon task; im2col buffers are kept per rayon thread between calls.
 //!
 //! Any other device or dtype (CUDA, Metal, f16, bf16): [`conv1d_composed`], an im2col built from
 //! `pad_with_zeros` + `index_select` followed by one batched matmul on contiguous tensors. Every
 //! piece has a correct candle backward, so no CUDA kernel is needed; it is slower than a fused
-//! kernel and materialises the (Cin * K, B * Lout) column matrix.
+//! kernel and materialises the `(Cin * K, B * Lout)` column matrix. It is tested on CPU.
 
 use candle_core::backend::BackendStorage;
 use candle_core::{
@@ -16,20 +20,9 @@ use candle_core::{
 };
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
+use std::cell::RefCell;
 
 use super::{contiguous_slice, Elem};
-pub static T_IM2COL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static T_GW: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static T_GCOL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static T_COL2IM: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static T_FWD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static T_BWD: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-fn tick(c: &std::sync::atomic::AtomicU64, t0: std::time::Instant) {
-    c.fetch_add(
-        t0.elapsed().as_nanos() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-}
 
 /// Upper bound on the batch chunks (and so on the partial weight-gradient buffers) per backward.
 const MAX_CHUNKS: usize = 16;
@@ -170,7 +163,7 @@ impl Geom {
     }
 }
 
-/// A row-major (or transposed) matrix view for [`gemm_into`].
+/// A strided matrix view for [`gemm_into`] (`rs`: row stride, `cs`: column stride).
 #[derive(Clone, Copy)]
 struct Mat<'a, T> {
     data: &'a [T],
@@ -178,7 +171,8 @@ struct Mat<'a, T> {
     cs: usize,
 }
 
-/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)` with a row-major destination.
+/// `dst (m x n, row-major) = [dst +] lhs (m x k) * rhs (k x n)`: single-threaded gemm with
+/// bounds checks. gemm is fastest with a column-major lhs or small m, and a row-major rhs.
 #[allow(clippy::too_many_arguments)]
 fn gemm_into<T: Elem>(
     m: usize,
@@ -190,42 +184,16 @@ fn gemm_into<T: Elem>(
     lhs: Mat<'_, T>,
     rhs: Mat<'_, T>,
 ) {
-    gemm_into_strided(m, n, k, dst, (dst_rs, 1), accumulate, lhs, rhs)
-}
-
-/// `dst (m x n) = [dst +] lhs (m x k) * rhs (k x n)`, single-threaded gemm, bounds-checked;
-/// `dst_strides` is (row stride, column stride).
-#[allow(clippy::too_many_arguments)]
-fn gemm_into_strided<T: Elem>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    dst_strides: (usize, usize),
-    accumulate: bool,
-    lhs: Mat<'_, T>,
-    rhs: Mat<'_, T>,
-) {
-    if m == 0 || n == 0 {
+    if m == 0 || n == 0 || k == 0 {
+        // k == 0 cannot happen here (K >= 1 and channels >= 1 are validated).
         return;
     }
-    let (dst_rs, dst_cs) = dst_strides;
     let need =
         |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs + 1;
     assert!(
-        dst.len() >= need(m, n, dst_rs, dst_cs),
+        dst.len() >= need(m, n, dst_rs, 1),
         "gemm_into: dst too small"
     );
-    if k == 0 {
-        if !accumulate {
-            for r in 0..m {
-                for c in 0..n {
-                    dst[r * dst_rs + c * dst_cs] = T::ZERO;
-                }
-            }
-        }
-        return;
-    }
     assert!(
         lhs.data.len() >= need(m, k, lhs.rs, lhs.cs),
         "gemm_into: lhs too small"
@@ -242,7 +210,7 @@ fn gemm_into_strided<T: Elem>(
             n,
             k,
             dst.as_mut_ptr(),
-            dst_cs as isize,
+            1,
             dst_rs as isize,
             accumulate,
             lhs.data.as_ptr(),
@@ -278,7 +246,67 @@ fn dot<T: Elem>(a: &[T], b: &[T]) -> T {
     s
 }
 
-/// Columns of one batch element: `col[(ci * K + kk) * Lout + t] = x[ci, t * s + kk * d - p]`.
+/// Per-thread work buffers, kept between calls so the im2col matrices are not re-allocated
+/// (and re-faulted) on every call; each rayon worker holds its largest buffers so far.
+struct Scratch<T> {
+    col: Vec<T>,
+    gcol: Vec<T>,
+    misc: Vec<T>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Self {
+            col: Vec::new(),
+            gcol: Vec::new(),
+            misc: Vec::new(),
+        }
+    }
+}
+
+/// The first `n` elements of `v`, growing it if needed (contents are stale: overwrite them).
+fn buf<T: Elem>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    if v.len() < n {
+        v.resize(n, T::ZERO);
+    }
+    &mut v[..n]
+}
+
+thread_local! {
+    static SCRATCH_F32: RefCell<Scratch<f32>> = RefCell::new(Scratch::default());
+    static SCRATCH_F64: RefCell<Scratch<f64>> = RefCell::new(Scratch::default());
+}
+
+/// Element types with a per-thread [`Scratch`].
+trait ConvElem: Elem {
+    fn with_scratch<R>(f: impl FnOnce(&mut Scratch<Self>) -> R) -> R;
+}
+
+fn with_local<T, R>(
+    key: &'static std::thread::LocalKey<RefCell<Scratch<T>>>,
+    f: impl FnOnce(&mut Scratch<T>) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        // Re-entrant use on one thread (not expected): fall back to fresh buffers.
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+impl ConvElem for f32 {
+    fn with_scratch<R>(f: impl FnOnce(&mut Scratch<Self>) -> R) -> R {
+        with_local(&SCRATCH_F32, f)
+    }
+}
+
+impl ConvElem for f64 {
+    fn with_scratch<R>(f: impl FnOnce(&mut Scratch<Self>) -> R) -> R {
+        with_local(&SCRATCH_F64, f)
+    }
+}
+
+/// Columns of one batch element, `(Cin * K, Lout)` row-major:
+/// `col[(ci * K + kk) * Lout + t] = x[ci, t * s + kk * d - p]` (zero outside).
 fn im2col<T: Elem>(xb: &[T], g: &Geom, col: &mut [T]) {
     for ci in 0..g.cin {
         let xr = &xb[ci * g.l..(ci + 1) * g.l];
@@ -300,7 +328,44 @@ fn im2col<T: Elem>(xb: &[T], g: &Geom, col: &mut [T]) {
     }
 }
 
-/// Scatter-add one group's column gradient back onto the input gradient of a batch element.
+/// Output-gradient columns of one group for a stride-1 input gradient, `(Cout_g * K, L)`:
+/// `gycol[(co * K + kk) * L + j] = gy[co, j + p - kk * d]` (zero outside).
+fn gy_cols<T: Elem>(gy_g: &[T], g: &Geom, buf: &mut [T]) {
+    for co in 0..g.cout_g() {
+        let gr = &gy_g[co * g.lout..(co + 1) * g.lout];
+        for kk in 0..g.k {
+            let row = &mut buf[(co * g.k + kk) * g.l..][..g.l];
+            let off = g.padding as isize - (kk * g.dilation) as isize;
+            let lo = (-off).clamp(0, g.l as isize) as usize;
+            let hi = (g.lout as isize - off).clamp(lo as isize, g.l as isize) as usize;
+            row[..lo].fill(T::ZERO);
+            row[hi..].fill(T::ZERO);
+            let start = (lo as isize + off) as usize;
+            row[lo..hi].copy_from_slice(&gr[start..start + (hi - lo)]);
+        }
+    }
+}
+
+/// The kernel regrouped per group as `(Cin_g, Cout_g * K)`:
+/// `wr[(g * cin_g + ci) * cout_g * K + co * K + kk] = w[g * cout_g + co, ci, kk]`.
+fn regroup_kernel<T: Elem>(w: &[T], g: &Geom) -> Vec<T> {
+    let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.k);
+    let mut wr = vec![T::ZERO; w.len()];
+    for grp in 0..g.groups {
+        for co in 0..cout_g {
+            for ci in 0..cin_g {
+                for kk in 0..k {
+                    wr[((grp * cin_g + ci) * cout_g + co) * k + kk] =
+                        w[((grp * cout_g + co) * cin_g + ci) * k + kk];
+                }
+            }
+        }
+    }
+    wr
+}
+
+/// Scatter-add one group's column gradient `(Cin_g * K, Lout)` onto a batch element's input
+/// gradient.
 fn col2im_group<T: Elem>(gcol: &[T], g: &Geom, group: usize, gxb: &mut [T]) {
     let cin_g = g.cin_g();
     for cl in 0..cin_g {
@@ -394,90 +459,154 @@ fn direct_bwd_batch<T: Elem>(
 }
 
 /// Forward on contiguous slices: returns the (B, Cout, Lout) output.
-fn conv_fwd<T: Elem>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
+fn conv_fwd<T: ConvElem>(x: &[T], w: &[T], g: &Geom) -> Vec<T> {
     let per_out = g.cout * g.lout;
     let per_in = g.cin * g.l;
     let mut out = vec![T::ZERO; g.b * per_out];
-    if g.b == 0 {
-        return out;
-    }
     let (cout_g, ckg) = (g.cout_g(), g.ckg());
     out.par_chunks_mut(per_out)
         .enumerate()
-        .for_each_init(Vec::<T>::new, |col, (bi, ob)| {
+        .for_each(|(bi, ob)| {
             let xb = &x[bi * per_in..(bi + 1) * per_in];
             if g.direct() {
                 direct_fwd_batch(xb, w, ob, g);
                 return;
             }
-            let cols: &[T] = if g.pointwise() {
-                xb
-            } else {
-                col.resize(g.cin * g.k * g.lout, T::ZERO);
-                im2col(xb, g, col);
-                col.as_slice()
-            };
-            for grp in 0..g.groups {
-                gemm_into(
-                    cout_g,
-                    g.lout,
-                    ckg,
-                    &mut ob[grp * cout_g * g.lout..(grp + 1) * cout_g * g.lout],
-                    g.lout,
-                    false,
-                    Mat {
-                        data: &w[grp * cout_g * ckg..(grp + 1) * cout_g * ckg],
-                        rs: ckg,
-                        cs: 1,
-                    },
-                    Mat {
-                        data: &cols[grp * ckg * g.lout..(grp + 1) * ckg * g.lout],
-                        rs: g.lout,
-                        cs: 1,
-                    },
-                );
-            }
+            T::with_scratch(|s| {
+                let cols: &[T] = if g.pointwise() {
+                    xb
+                } else {
+                    let col = buf(&mut s.col, g.cin * g.k * g.lout);
+                    im2col(xb, g, col);
+                    col
+                };
+                for grp in 0..g.groups {
+                    // y_g (cout_g x Lout) = w_g (cout_g x ckg) * cols_g (ckg x Lout)
+                    gemm_into(
+                        cout_g,
+                        g.lout,
+                        ckg,
+                        &mut ob[grp * cout_g * g.lout..(grp + 1) * cout_g * g.lout],
+                        g.lout,
+                        false,
+                        Mat {
+                            data: &w[grp * cout_g * ckg..(grp + 1) * cout_g * ckg],
+                            rs: ckg,
+                            cs: 1,
+                        },
+                        Mat {
+                            data: &cols[grp * ckg * g.lout..(grp + 1) * ckg * g.lout],
+                            rs: g.lout,
+                            cs: 1,
+                        },
+                    );
+                }
+            });
         });
     out
 }
 
-/// Output-gradient columns for a stride-1 input gradient:
-/// `gycol[(co * K + kk) * L + j] = gy[co, j + padding - kk * dilation]` (zero outside).
-fn gy_cols<T: Elem>(gy_g: &[T], cout_g: usize, g: &Geom, buf: &mut [T]) {
-    for co in 0..cout_g {
-        let gr = &gy_g[co * g.lout..(co + 1) * g.lout];
-        for kk in 0..g.k {
-            let row = &mut buf[(co * g.k + kk) * g.l..][..g.l];
-            let off = g.padding as isize - (kk * g.dilation) as isize;
-            let lo = (-off).clamp(0, g.l as isize) as usize;
-            let hi = (g.lout as isize - off).clamp(lo as isize, g.l as isize) as usize;
-            row[..lo].fill(T::ZERO);
-            row[hi..].fill(T::ZERO);
-            let start = (lo as isize + off) as usize;
-            row[lo..hi].copy_from_slice(&gr[start..start + (hi - lo)]);
-        }
-    }
-}
-
-/// The kernel regrouped per group as `(Cin_g, Cout_g * K)`: `wr[g][ci][co * K + kk] = w[g*cout_g + co][ci][kk]`.
-fn regroup_kernel<T: Elem>(w: &[T], g: &Geom) -> Vec<T> {
-    let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.k);
-    let mut wr = vec![T::ZERO; w.len()];
+/// Backward of one batch element for the gemm (non-direct) path; accumulates the kernel
+/// gradient into `gw` and writes the input gradient `gxb` (which starts zeroed).
+#[allow(clippy::too_many_arguments)]
+fn gemm_bwd_batch<T: Elem>(
+    xb: &[T],
+    w: &[T],
+    wr: &[T],
+    gyb: &[T],
+    gxb: &mut [T],
+    gw: &mut [T],
+    g: &Geom,
+    s: &mut Scratch<T>,
+) {
+    let (cin_g, cout_g, ckg) = (g.cin_g(), g.cout_g(), g.ckg());
+    let cols: &[T] = if g.pointwise() {
+        xb
+    } else {
+        let col = buf(&mut s.col, g.cin * g.k * g.lout);
+        im2col(xb, g, col);
+        col
+    };
     for grp in 0..g.groups {
-        for co in 0..cout_g {
-            for ci in 0..cin_g {
-                for kk in 0..k {
-                    wr[((grp * cin_g + ci) * cout_g + co) * k + kk] =
-                        w[((grp * cout_g + co) * cin_g + ci) * k + kk];
-                }
-            }
+        let gy_g = &gyb[grp * cout_g * g.lout..(grp + 1) * cout_g * g.lout];
+        // grad_w[g] (cout_g x ckg) += gy_g (cout_g x Lout) * cols_g^T (Lout x ckg). A row-major
+        // transposed copy of the columns would make this gemm faster, but building it costs
+        // more than it saves (strided writes, cache-set conflicts for power-of-two ckg).
+        gemm_into(
+            cout_g,
+            ckg,
+            g.lout,
+            &mut gw[grp * cout_g * ckg..(grp + 1) * cout_g * ckg],
+            ckg,
+            true,
+            Mat {
+                data: gy_g,
+                rs: g.lout,
+                cs: 1,
+            },
+            Mat {
+                data: &cols[grp * ckg * g.lout..(grp + 1) * ckg * g.lout],
+                rs: 1,
+                cs: g.lout,
+            },
+        );
+        if !wr.is_empty() {
+            // Stride 1: grad_x[g] (cin_g x L) = wr_g (cin_g x cout_g K) * gycol_g (cout_g K x L),
+            // a correlation of grad_y with the flipped kernel (no scatter).
+            let kw = cout_g * g.k;
+            let gycol = buf(&mut s.gcol, kw * g.l);
+            gy_cols(gy_g, g, gycol);
+            gemm_into(
+                cin_g,
+                g.l,
+                kw,
+                &mut gxb[grp * cin_g * g.l..(grp + 1) * cin_g * g.l],
+                g.l,
+                false,
+                Mat {
+                    data: &wr[grp * cin_g * kw..(grp + 1) * cin_g * kw],
+                    rs: kw,
+                    cs: 1,
+                },
+                Mat {
+                    data: gycol,
+                    rs: g.l,
+                    cs: 1,
+                },
+            );
+        } else {
+            // grad_cols[g] (ckg x Lout) = w_g^T (ckg x cout_g) * gy_g (cout_g x Lout), scattered.
+            let w_g = &w[grp * cout_g * ckg..(grp + 1) * cout_g * ckg];
+            let gcol = buf(&mut s.gcol, ckg * g.lout);
+            gemm_into(
+                ckg,
+                g.lout,
+                cout_g,
+                gcol,
+                g.lout,
+                false,
+                Mat {
+                    data: w_g,
+                    rs: 1,
+                    cs: ckg,
+                },
+                Mat {
+                    data: gy_g,
+                    rs: g.lout,
+                    cs: 1,
+                },
+            );
+            col2im_group(gcol, g, grp, gxb);
         }
     }
-    wr
 }
 
 /// Backward on contiguous slices: returns `[grad_x (B*Cin*L) ++ grad_w (Cout*Cin_g*K)]`.
-fn conv_bwd<T: Elem>(x: &[T], w: &[T], gy: &[T], g: &Geom) -> Vec<T> {
+///
+/// Batch elements are split into chunks whose size depends only on the shapes; each chunk
+/// accumulates its own partial kernel gradient, and the partials are summed in chunk order,
+/// so the result does not depend on the number of threads.
+fn conv_bwd<T: ConvElem>(x: &[T], w: &[T], gy: &[T], g: &Geom) -> Vec<T> {
     let per_in = g.cin * g.l;
     let per_out = g.cout * g.lout;
     let nx = g.b * per_in;
@@ -490,138 +619,29 @@ fn conv_bwd<T: Elem>(x: &[T], w: &[T], gy: &[T], g: &Geom) -> Vec<T> {
     let nchunks = g.b.div_ceil(per_chunk);
     let mut partials = vec![T::ZERO; nchunks * nw];
     let (gx, gw) = out.split_at_mut(nx);
-    let (cin_g, cout_g, ckg) = (g.cin_g(), g.cout_g(), g.ckg());
-    // Stride 1: the input gradient is a correlation of grad_y with the flipped kernel, one gemm
-    // over (Cout_g * K) per group, with no scatter. Otherwise: column gradient + col2im.
-    let use_gycol = !g.direct() && !g.pointwise() && g.stride == 1 && cout_g <= 2 * cin_g;
+    // The gy-column input gradient needs stride 1 and pays off unless Cout_g >> Cin_g.
+    let use_gycol = !g.direct() && g.stride == 1 && g.cout_g() <= 2 * g.cin_g();
     let wr = if use_gycol {
         regroup_kernel(w, g)
     } else {
         Vec::new()
     };
-    let gw_t = std::env::var("GW_T").is_ok();
     gx.par_chunks_mut(per_chunk * per_in)
         .zip(partials.par_chunks_mut(nw))
         .enumerate()
         .for_each(|(c, (gxc, gwp))| {
-            let mut col = Vec::<T>::new();
-            let mut gcol = Vec::<T>::new();
-            let mut scratch = Vec::<T>::new();
-            for (i, gxb) in gxc.chunks_mut(per_in).enumerate() {
-                let bi = c * per_chunk + i;
-                let xb = &x[bi * per_in..(bi + 1) * per_in];
-                let gyb = &gy[bi * per_out..(bi + 1) * per_out];
-                if g.direct() {
-                    direct_bwd_batch(xb, w, gyb, gxb, gwp, g, &mut scratch);
-                    continue;
-                }
-                let cols: &[T] = if g.pointwise() {
-                    xb
-                } else {
-                    let t0 = std::time::Instant::now();
-                    col.resize(g.cin * g.k * g.lout, T::ZERO);
-                    im2col(xb, g, &mut col);
-                    tick(&T_IM2COL, t0);
-                    &col
-                };
-                for grp in 0..g.groups {
-                    let gy_g = &gyb[grp * cout_g * g.lout..(grp + 1) * cout_g * g.lout];
-                    let w_g = &w[grp * cout_g * ckg..(grp + 1) * cout_g * ckg];
-                    let cols_g = &cols[grp * ckg * g.lout..(grp + 1) * ckg * g.lout];
-                    let gw_g = &mut gwp[grp * cout_g * ckg..(grp + 1) * cout_g * ckg];
-                    let t0 = std::time::Instant::now();
-                    if gw_t {
-                        // grad_w[g]^T (ckg x cout_g) += cols_g (ckg x Lout) * gy_g^T (Lout x cout_g)
-                        gemm_into_strided(
-                            ckg,
-                            cout_g,
-                            g.lout,
-                            gw_g,
-                            (1, ckg),
-                            true,
-                            Mat {
-                                data: cols_g,
-                                rs: g.lout,
-                                cs: 1,
-                            },
-                            Mat {
-                                data: gy_g,
-                                rs: 1,
-                                cs: g.lout,
-                            },
-                        );
+            T::with_scratch(|s| {
+                for (i, gxb) in gxc.chunks_mut(per_in).enumerate() {
+                    let bi = c * per_chunk + i;
+                    let xb = &x[bi * per_in..(bi + 1) * per_in];
+                    let gyb = &gy[bi * per_out..(bi + 1) * per_out];
+                    if g.direct() {
+                        direct_bwd_batch(xb, w, gyb, gxb, gwp, g, &mut s.misc);
                     } else {
-                        // grad_w[g] (cout_g x ckg) += gy_g (cout_g x Lout) * cols_g^T (Lout x ckg)
-                        gemm_into(
-                            cout_g,
-                            ckg,
-                            g.lout,
-                            gw_g,
-                            ckg,
-                            true,
-                            Mat {
-                                data: gy_g,
-                                rs: g.lout,
-                                cs: 1,
-                            },
-                            Mat {
-                                data: cols_g,
-                                rs: 1,
-                                cs: g.lout,
-                            },
-                        );
-                    }
-                    tick(&T_GW, t0);
-                    let gy_m = Mat {
-                        data: gy_g,
-                        rs: g.lout,
-                        cs: 1,
-                    };
-                    let gx_g = &mut gxb[grp * cin_g * g.l..(grp + 1) * cin_g * g.l];
-                    if g.pointwise() {
-                        // grad_x[g] = w_g^T (cin_g x cout_g) * gy_g (cout_g x L)
-                        let w_t = Mat {
-                            data: w_g,
-                            rs: 1,
-                            cs: ckg,
-                        };
-                        gemm_into(cin_g, g.lout, cout_g, gx_g, g.lout, false, w_t, gy_m);
-                    } else if use_gycol {
-                        let t0 = std::time::Instant::now();
-                        gcol.resize(cout_g * g.k * g.l, T::ZERO);
-                        gy_cols(gy_g, cout_g, g, &mut gcol);
-                        tick(&T_COL2IM, t0);
-                        let t0 = std::time::Instant::now();
-                        let kw = cout_g * g.k;
-                        let wr_g = Mat {
-                            data: &wr[grp * cin_g * kw..(grp + 1) * cin_g * kw],
-                            rs: kw,
-                            cs: 1,
-                        };
-                        let gyc = Mat {
-                            data: &gcol,
-                            rs: g.l,
-                            cs: 1,
-                        };
-                        gemm_into(cin_g, g.l, kw, gx_g, g.l, false, wr_g, gyc);
-                        tick(&T_GCOL, t0);
-                    } else {
-                        // grad_cols[g] = w_g^T (ckg x cout_g) * gy_g (cout_g x Lout), then scatter.
-                        let w_t = Mat {
-                            data: w_g,
-                            rs: 1,
-                            cs: ckg,
-                        };
-                        let t0 = std::time::Instant::now();
-                        gcol.resize(ckg * g.lout, T::ZERO);
-                        gemm_into(ckg, g.lout, cout_g, &mut gcol, g.lout, false, w_t, gy_m);
-                        tick(&T_GCOL, t0);
-                        let t0 = std::time::Instant::now();
-                        col2im_group(&gcol, g, grp, gxb);
-                        tick(&T_COL2IM, t0);
+                        gemm_bwd_batch(xb, w, &wr, gyb, gxb, gwp, g, s);
                     }
                 }
-            }
+            })
         });
     for p in partials.chunks_exact(nw) {
         for (a, &v) in gw.iter_mut().zip(p) {
@@ -648,7 +668,6 @@ impl CustomOp2 for Conv1dOp {
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
         let name = self.name();
-        let t0 = std::time::Instant::now();
         let out = match (s1, s2) {
             (CpuStorage::F32(x), CpuStorage::F32(w)) => CpuStorage::F32(conv_fwd(
                 contiguous_slice(x, l1, name)?,
@@ -666,7 +685,6 @@ impl CustomOp2 for Conv1dOp {
                 b.dtype()
             ),
         };
-        tick(&T_FWD, t0);
         Ok((out, Shape::from((g.b, g.cout, g.lout))))
     }
 
@@ -705,7 +723,6 @@ impl CustomOp3 for Conv1dBwdOp {
     ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
         let name = self.name();
-        let t0 = std::time::Instant::now();
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(gy)) => {
                 CpuStorage::F32(conv_bwd(
@@ -730,7 +747,6 @@ impl CustomOp3 for Conv1dBwdOp {
                 c.dtype()
             ),
         };
-        tick(&T_BWD, t0);
         let n = g.b * g.cin * g.l + g.cout * g.ckg();
         Ok((out, Shape::from(n)))
     }

@@ -7,11 +7,13 @@
 //! wrong values with a non-contiguous kernel) or a batched matmul whose left operand is a
 //! transposed view (wrong batch folding).
 //!
-//! Determinism: on CPU, for a fixed input, every op returns the same bits on every run and for
-//! every rayon thread count. Our conv1d parallelises over fixed batch chunks whose boundaries
-//! depend only on the shapes, each output element is written by one thread, and partial weight
-//! gradients are summed in chunk order. Ops that end in candle's matmul (e.g. [`linear`]) inherit
-//! candle/gemm behaviour, which splits work over output blocks, not over the reduction.
+//! Determinism: on CPU the same inputs give the same bits on every run. Our own kernels
+//! (conv1d, max_pool1d) also give the same bits for every rayon thread count (tested): conv1d
+//! runs one rayon task per batch element (forward) or per batch chunk (backward) with chunk
+//! boundaries that depend only on the shapes, every output element is written by one thread,
+//! and per-chunk partial kernel gradients are summed in chunk order. Ops composed from candle
+//! primitives inherit candle's behaviour: its elementwise ops and reductions run in a fixed
+//! order, and its matmul (gemm) splits work over output tiles for a fixed thread count.
 
 mod activation;
 mod conv1d;
@@ -22,7 +24,6 @@ mod softmax;
 
 pub use activation::{dropout, gelu, gelu_tanh, relu, sigmoid, silu};
 pub use conv1d::{conv1d, conv1d_composed, Conv1d, Conv1dConfig};
-pub use conv1d::{T_BWD, T_COL2IM, T_FWD, T_GCOL, T_GW, T_IM2COL};
 pub use linear::{linear, Linear};
 pub use norm::{layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, RmsNorm};
 pub use pool::{

@@ -1,4 +1,7 @@
 //! Training support: evaluation metrics (more to come: loops, schedules, checkpoints).
 
+pub mod classify;
 pub mod metrics;
 pub mod optim;
+pub mod plot;
+pub mod run;

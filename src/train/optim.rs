@@ -101,37 +101,81 @@ impl AdamW {
         }
     }
 
-    /// Global L2 norm of the gradients of the optimized parameters.
-    pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
+    /// The gradients of the optimized parameters, in parameter order.
+    pub fn collect(&self, grads: &GradStore) -> Vec<Option<Tensor>> {
+        self.slots
+            .iter()
+            .map(|s| grads.get(s.var.as_tensor()).cloned())
+            .collect()
+    }
+
+    /// Element-wise sum of two gradient lists (for gradient accumulation).
+    pub fn add_grads(
+        a: Vec<Option<Tensor>>,
+        b: Vec<Option<Tensor>>,
+    ) -> Result<Vec<Option<Tensor>>> {
+        a.into_iter()
+            .zip(b)
+            .map(|(x, y)| {
+                Ok(match (x, y) {
+                    (Some(x), Some(y)) => Some((x + y)?),
+                    (x, None) => x,
+                    (None, y) => y,
+                })
+            })
+            .collect()
+    }
+
+    /// Global L2 norm of a gradient list.
+    pub fn norm_of(&self, grads: &[Option<Tensor>]) -> Result<f64> {
         let mut total = 0f64;
-        for s in &self.slots {
-            if let Some(g) = grads.get(s.var.as_tensor()) {
-                total += g
-                    .to_dtype(DType::F64)?
-                    .sqr()?
-                    .sum_all()?
-                    .to_scalar::<f64>()?;
-            }
+        for g in grads.iter().flatten() {
+            total += g
+                .to_dtype(DType::F64)?
+                .sqr()?
+                .sum_all()?
+                .to_scalar::<f64>()?;
         }
         Ok(total.sqrt())
+    }
+
+    /// Global L2 norm of the gradients of the optimized parameters.
+    pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
+        self.norm_of(&self.collect(grads))
     }
 
     /// One update at learning rate `lr`; gradients are first multiplied by `grad_scale`
     /// (for clipping and accumulation). Parameters without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore, lr: f64, grad_scale: f64) -> Result<()> {
+        let g = self.collect(grads);
+        self.step_grads(g, lr, grad_scale)
+    }
+
+    /// One update from a gradient list in parameter order (see [`AdamW::collect`]).
+    pub fn step_grads(
+        &mut self,
+        grads: Vec<Option<Tensor>>,
+        lr: f64,
+        grad_scale: f64,
+    ) -> Result<()> {
+        if grads.len() != self.slots.len() {
+            return Err(Error::Internal(
+                "gradient list does not match parameters".into(),
+            ));
+        }
         self.step += 1;
         let c = self.cfg;
         let t = self.step as i32;
         let bc1 = 1.0 - c.beta1.powi(t);
         let bc2 = 1.0 - c.beta2.powi(t);
-        for s in &mut self.slots {
-            let Some(g) = grads.get(s.var.as_tensor()) else {
+        for (s, g) in self.slots.iter_mut().zip(grads) {
+            let Some(g) = g else {
                 continue;
             };
             let g = if grad_scale != 1.0 {
                 (g * grad_scale)?
             } else {
-                g.clone()
+                g
             };
             let lr = lr * s.lr_scale;
             s.m = ((&s.m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;

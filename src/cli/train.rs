@@ -1,0 +1,297 @@
+//! `genolm train`: train a model on labelled sequences and write a run directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::data::folds::stratified_holdout;
+use crate::data::LabeledSet;
+use crate::error::{Error, Result};
+use crate::models::{BackboneConfig, ModelConfig, Pooling};
+use crate::seq::SeqPolicy;
+use crate::tokenize;
+use crate::train::classify::{self, encode_set, predict, Encoded, Job, Metrics, TrainOptions};
+use crate::train::run::{self, DataSpecs, RunConfig};
+
+/// Arguments of `genolm train`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Examples:\n  genolm train --task classify --model cnn \\\n    --train promoter=prom.fa.gz,background=bg.fa.gz --test test.csv --out runs/prom\n  genolm train --train folds/fold_1.csv.gz,folds/fold_2.csv.gz --valid folds/fold_3.csv.gz \\\n    --model gb-cnn --epochs 10 --seed 1 --out runs/gb\n\nSPEC is LABEL=FASTA[,LABEL=FASTA...] or a CSV/TSV table with sequence and label columns\n(see `genolm::data::classify`). Kill a run at any time and continue it with --resume."
+)]
+pub struct Args {
+    /// Task: `classify` (sequence classification).
+    #[arg(long, default_value = "classify")]
+    pub task: String,
+    /// Model: `cnn` (dilated residual CNN) or `gb-cnn` (the genomic-benchmarks baseline).
+    #[arg(long, default_value = "cnn")]
+    pub model: String,
+    /// A TOML file with the backbone settings (overrides --model's defaults).
+    #[arg(long)]
+    pub model_config: Option<PathBuf>,
+    /// Pooling of the classification head (default: the model's).
+    #[arg(long, value_enum)]
+    pub pooling: Option<Pooling>,
+    /// Training data SPEC.
+    #[arg(long)]
+    pub train: String,
+    /// Validation data SPEC (default: a stratified holdout of the training data).
+    #[arg(long)]
+    pub valid: Option<String>,
+    /// Test data SPEC; its metrics go to report.json.
+    #[arg(long)]
+    pub test: Option<String>,
+    /// Run directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Tokenizer spec (`char`, `kmer:K[:STRIDE]`, `bpe:PATH`, ...).
+    #[arg(long, default_value = "char")]
+    pub tokenizer: String,
+    /// Fraction of the training data held out for validation when --valid is not given.
+    #[arg(long, default_value_t = 0.1)]
+    pub valid_fraction: f64,
+    /// Epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Gradient accumulation steps.
+    #[arg(long, default_value_t = 1)]
+    pub accumulate: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Warmup fraction of all steps.
+    #[arg(long, default_value_t = 0.05)]
+    pub warmup: f64,
+    /// Clip the global gradient norm (0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub clip_norm: f64,
+    /// Early-stopping patience in epochs (0 = off).
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    /// Validation metric for early stopping: auroc, auprc, f1, mcc, accuracy, loss.
+    #[arg(long, default_value = "auroc")]
+    pub metric: String,
+    /// Turn off reverse-complement augmentation.
+    #[arg(long)]
+    pub no_rc_augment: bool,
+    /// Turn off reverse-complement averaging at evaluation.
+    #[arg(long)]
+    pub no_rc_average: bool,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Save a resumable checkpoint every N steps (0 = each epoch).
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: u64,
+    /// Stop after N optimizer steps (0 = no limit).
+    #[arg(long, default_value_t = 0)]
+    pub max_steps: u64,
+    /// Continue an interrupted run in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl Args {
+    /// Training options from the arguments.
+    pub fn options(&self) -> TrainOptions {
+        TrainOptions {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            accumulate: self.accumulate,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            warmup_frac: self.warmup,
+            min_lr_ratio: 0.01,
+            clip_norm: self.clip_norm,
+            patience: self.patience,
+            metric: self.metric.clone(),
+            rc_augment: !self.no_rc_augment,
+            rc_average: !self.no_rc_average,
+            seed: self.seed,
+            checkpoint_every: self.checkpoint_every,
+            max_steps: self.max_steps,
+        }
+    }
+}
+
+/// Load a backbone config: `--model-config` TOML or the model's defaults.
+pub fn backbone_config(model: &str, file: Option<&Path>) -> Result<BackboneConfig> {
+    let base = BackboneConfig::by_name(model)?;
+    let Some(f) = file else {
+        return Ok(base);
+    };
+    let text = std::fs::read_to_string(f).map_err(|e| Error::io(f.display(), e))?;
+    let parsed = match base {
+        BackboneConfig::GbCnn(_) => toml::from_str(&text).map(BackboneConfig::GbCnn),
+        BackboneConfig::Cnn(_) => toml::from_str(&text).map(BackboneConfig::Cnn),
+    };
+    parsed.map_err(|e| {
+        Error::input(format!(
+            "{}: {}",
+            f.display(),
+            crate::error::one_line(&e.to_string())
+        ))
+    })
+}
+
+/// Result of one training run.
+pub struct Outcome {
+    /// Test (or, without a test set, validation) metrics.
+    pub metrics: Metrics,
+    /// The report written to `report.json`.
+    pub report: serde_json::Value,
+}
+
+/// Train on loaded sets and write the run directory; the test set may be absent.
+pub fn run_sets(
+    args: &Args,
+    train: &LabeledSet,
+    valid: &LabeledSet,
+    test: Option<&LabeledSet>,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    if args.task != "classify" {
+        return Err(Error::input(format!(
+            "unknown task '{}' (this build supports: classify)",
+            args.task
+        )));
+    }
+    let tok = tokenize::from_spec(&args.tokenizer)?;
+    let enc_train = encode_set(train, tok.as_ref(), None)?;
+    let len = enc_train.len;
+    let enc_valid = encode_set(valid, tok.as_ref(), Some(len))?;
+    let enc_test: Option<Encoded> = test
+        .map(|t| encode_set(t, tok.as_ref(), Some(len)))
+        .transpose()?;
+    let backbone = backbone_config(&args.model, args.model_config.as_deref())?;
+    let mut head = backbone.default_head();
+    if let Some(p) = args.pooling {
+        head.pooling = p;
+    }
+    let model = ModelConfig {
+        vocab_size: tok.vocab_size(),
+        seq_len: len,
+        num_classes: train.num_classes(),
+        backbone,
+        head,
+    };
+    let opts = args.options();
+    let cfg = RunConfig {
+        task: args.task.clone(),
+        tokenizer: args.tokenizer.clone(),
+        classes: train.classes.clone(),
+        data: DataSpecs {
+            train: args.train.clone(),
+            valid: args.valid.clone().unwrap_or_default(),
+            test: args.test.clone().unwrap_or_default(),
+        },
+        train: opts.clone(),
+        model: model.clone(),
+    };
+    run::init_run(&args.out, cfg, args.resume)?;
+    let job = Job {
+        model: &model,
+        opts: &opts,
+        train: &enc_train,
+        valid: &enc_valid,
+        dir: &args.out,
+        resume: args.resume,
+        progress: !args.quiet,
+    };
+    let (clf, _weights, st) = classify::train(&job)?;
+    let bs = opts.batch_size.max(256);
+    let vprobs = predict(&clf, &enc_valid, bs, opts.rc_average)?;
+    let vm = Metrics::of(&vprobs, &enc_valid.labels, model.num_classes);
+    let (metrics, probs, labels, split) = match &enc_test {
+        Some(t) => {
+            let p = predict(&clf, t, bs, opts.rc_average)?;
+            (
+                Metrics::of(&p, &t.labels, model.num_classes),
+                p,
+                t.labels.clone(),
+                "test",
+            )
+        }
+        None => (vm.clone(), vprobs, enc_valid.labels.clone(), "valid"),
+    };
+    let mut report = serde_json::to_value(&metrics).map_err(|e| Error::Internal(e.to_string()))?;
+    if let Some(obj) = report.as_object_mut() {
+        obj.insert("split".into(), json!(split));
+        obj.insert("valid".into(), json!(vm));
+        obj.insert("model".into(), json!(model.backbone.name()));
+        obj.insert("tokenizer".into(), json!(args.tokenizer));
+        obj.insert("seed".into(), json!(args.seed));
+        obj.insert("epochs_run".into(), json!(st.epoch));
+        obj.insert("best_epoch".into(), json!(st.best_epoch));
+        obj.insert("steps".into(), json!(st.step));
+        obj.insert("n_train".into(), json!(train.len()));
+        obj.insert("n_valid".into(), json!(valid.len()));
+        obj.insert("n_test".into(), json!(test.map_or(0, |t| t.len())));
+        obj.insert("classes".into(), json!(train.classes));
+        obj.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
+    }
+    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+    run::write_text(&args.out, "report.json", &(text + "\n"))?;
+    run::write_loss_plot(&args.out, &st)?;
+    run::write_roc_plot(&args.out, &probs, &labels, &metrics)?;
+    Ok(Outcome { metrics, report })
+}
+
+/// Load the SPECs of `args` (holding out validation data when needed).
+pub fn load_sets(args: &Args) -> Result<(LabeledSet, LabeledSet, Option<LabeledSet>)> {
+    let policy = SeqPolicy::default();
+    let all = LabeledSet::load(&args.train, policy)?;
+    let (train, valid) = match &args.valid {
+        Some(v) => {
+            let valid = LabeledSet::load_with_classes(v, policy, &all.classes)?;
+            (all, valid)
+        }
+        None => {
+            if !(0.0..1.0).contains(&args.valid_fraction) || args.valid_fraction <= 0.0 {
+                return Err(Error::input("--valid-fraction must be in (0, 1)"));
+            }
+            let split = stratified_holdout(&all.labels, args.valid_fraction, args.seed)?;
+            let (t, v) = all.split(&split);
+            (t, v)
+        }
+    };
+    let test = args
+        .test
+        .as_ref()
+        .map(|t| LabeledSet::load_with_classes(t, policy, &train.classes))
+        .transpose()?;
+    Ok((train, valid, test))
+}
+
+/// Run `genolm train`.
+pub fn run(args: Args) -> Result<()> {
+    let (train, valid, test) = load_sets(&args)?;
+    let out = run_sets(&args, &train, &valid, test.as_ref())?;
+    let r = &out.report;
+    let fig = |k: &str| {
+        r.get(k)
+            .and_then(|v| v.as_f64())
+            .map_or("-".into(), |v| format!("{v:.4}"))
+    };
+    println!(
+        "{}: {} metrics: accuracy {} f1 {} mcc {} auroc {} auprc {} (run dir {})",
+        args.model,
+        r["split"].as_str().unwrap_or(""),
+        fig("accuracy"),
+        fig("f1"),
+        fig("mcc"),
+        fig("auroc"),
+        fig("auprc"),
+        args.out.display()
+    );
+    Ok(())
+}

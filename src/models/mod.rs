@@ -1,0 +1,274 @@
+//! Models: backbones (sequence → features) and heads (features → task outputs), kept separate so
+//! that any backbone serves any task. Each architecture has a serde `Config`, layer structs built
+//! from a `VarBuilder` (weight names in the candle-transformers style) and a `forward`.
+
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub mod cnn;
+pub mod gb_cnn;
+pub mod head;
+pub mod init;
+
+pub use head::{ClassifyHead, HeadConfig, Pooling};
+
+/// Per-call forward context: training mode and the RNG for dropout.
+pub struct Ctx<'a> {
+    /// Training mode (batch statistics, dropout) or evaluation mode.
+    pub train: bool,
+    /// Seeded RNG for dropout masks.
+    pub rng: &'a mut ChaCha8Rng,
+}
+
+/// A backbone maps token ids `(B, L)` to features `(B, C, L')`.
+pub trait Backbone: Send + Sync {
+    /// Features for a batch of token ids.
+    fn forward(&self, ids: &Tensor, ctx: &mut Ctx) -> Result<Tensor>;
+    /// Number of feature channels `C`.
+    fn out_channels(&self) -> usize;
+    /// Output length `L'` for input length `L`.
+    fn out_len(&self, len: usize) -> usize;
+}
+
+/// Which backbone, and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum BackboneConfig {
+    /// The genomic-benchmarks baseline CNN.
+    GbCnn(gb_cnn::Config),
+    /// A dilated residual 1-D CNN.
+    Cnn(cnn::Config),
+}
+
+impl BackboneConfig {
+    /// Default config for a model name (`gb-cnn`, `cnn`).
+    pub fn by_name(name: &str) -> Result<Self> {
+        match name {
+            "gb-cnn" => Ok(BackboneConfig::GbCnn(gb_cnn::Config::default())),
+            "cnn" => Ok(BackboneConfig::Cnn(cnn::Config::default())),
+            other => Err(Error::input(format!(
+                "unknown model '{other}' (known: gb-cnn, cnn)"
+            ))),
+        }
+    }
+
+    /// The model's short name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackboneConfig::GbCnn(_) => "gb-cnn",
+            BackboneConfig::Cnn(_) => "cnn",
+        }
+    }
+
+    /// The head this backbone uses by default.
+    pub fn default_head(&self) -> HeadConfig {
+        match self {
+            BackboneConfig::GbCnn(_) => HeadConfig {
+                pooling: Pooling::Flatten,
+                hidden: 512,
+                hidden_activation: false,
+                dropout: 0.0,
+            },
+            BackboneConfig::Cnn(_) => HeadConfig {
+                pooling: Pooling::Attention,
+                hidden: 128,
+                hidden_activation: true,
+                dropout: 0.2,
+            },
+        }
+    }
+}
+
+/// Full model config, stored as TOML in every run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Tokenizer vocabulary size.
+    pub vocab_size: usize,
+    /// Input length in tokens (fixed; the flatten head needs it).
+    pub seq_len: usize,
+    /// Number of output classes.
+    pub num_classes: usize,
+    /// The backbone.
+    pub backbone: BackboneConfig,
+    /// The head.
+    pub head: HeadConfig,
+}
+
+/// A backbone with a sequence-classification head.
+pub struct Classifier {
+    /// The feature extractor.
+    pub backbone: Box<dyn Backbone>,
+    /// The classification head.
+    pub head: ClassifyHead,
+    /// The config it was built from.
+    pub config: ModelConfig,
+}
+
+impl Classifier {
+    /// Build from `cfg`; parameters come from `params`, batch-norm statistics from `buffers`.
+    pub fn new(cfg: &ModelConfig, params: VarBuilder, buffers: VarBuilder) -> Result<Self> {
+        if cfg.seq_len == 0 || cfg.num_classes < 2 || cfg.vocab_size == 0 {
+            return Err(Error::input(format!(
+                "impossible model config: seq_len {}, num_classes {}, vocab_size {}",
+                cfg.seq_len, cfg.num_classes, cfg.vocab_size
+            )));
+        }
+        let (p, b) = (params.pp("backbone"), buffers.pp("backbone"));
+        let backbone: Box<dyn Backbone> = match &cfg.backbone {
+            BackboneConfig::GbCnn(c) => Box::new(gb_cnn::GbCnn::new(c, cfg.vocab_size, p, b)?),
+            BackboneConfig::Cnn(c) => Box::new(cnn::DilatedCnn::new(c, cfg.vocab_size, p, b)?),
+        };
+        let out_len = backbone.out_len(cfg.seq_len);
+        if out_len == 0 {
+            return Err(Error::input(format!(
+                "model {} cannot take sequences of {} tokens (too short for its layers)",
+                cfg.backbone.name(),
+                cfg.seq_len
+            )));
+        }
+        let head = ClassifyHead::new(
+            &cfg.head,
+            backbone.out_channels(),
+            out_len,
+            cfg.num_classes,
+            params.pp("head"),
+        )?;
+        Ok(Classifier {
+            backbone,
+            head,
+            config: cfg.clone(),
+        })
+    }
+
+    /// Logits `(B, num_classes)` for token ids `(B, seq_len)`.
+    pub fn forward(&self, ids: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        let (_, l) = ids.dims2()?;
+        if l != self.config.seq_len {
+            return Err(Error::input(format!(
+                "model takes sequences of {} tokens, got {l}",
+                self.config.seq_len
+            )));
+        }
+        let f = self.backbone.forward(ids, ctx)?;
+        self.head.forward(&f, ctx)
+    }
+}
+
+/// Parameters and buffers of a model, in two maps (the optimizer sees only `params`).
+pub struct Weights {
+    /// Trainable parameters.
+    pub params: VarMap,
+    /// Non-trainable buffers (batch-norm running statistics).
+    pub buffers: VarMap,
+}
+
+impl Weights {
+    /// Fresh, empty maps.
+    pub fn new() -> Self {
+        Weights {
+            params: VarMap::new(),
+            buffers: VarMap::new(),
+        }
+    }
+
+    /// Builders over both maps; new parameters are initialised from `seed`.
+    pub fn builders(
+        &self,
+        seed: u64,
+        dtype: DType,
+        dev: &Device,
+    ) -> (VarBuilder<'static>, VarBuilder<'static>) {
+        (
+            init::SeededInit::builder(&self.params, seed, dtype, dev),
+            init::SeededInit::builder(&self.buffers, seed, dtype, dev),
+        )
+    }
+
+    /// All parameters and buffers as one name → tensor map (names do not collide).
+    pub fn tensors(&self) -> std::collections::HashMap<String, Tensor> {
+        let mut out = std::collections::HashMap::new();
+        for map in [&self.params, &self.buffers] {
+            let data = map.data().lock().expect("var map lock");
+            for (k, v) in data.iter() {
+                out.insert(k.clone(), v.as_tensor().clone());
+            }
+        }
+        out
+    }
+
+    /// Overwrite every parameter and buffer from `tensors`; a missing name is an error.
+    pub fn load(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        what: &str,
+    ) -> Result<()> {
+        for map in [&self.params, &self.buffers] {
+            let data = map.data().lock().expect("var map lock");
+            for (k, v) in data.iter() {
+                let t = tensors.get(k).ok_or_else(|| {
+                    Error::input(format!("{what}: checkpoint has no tensor '{k}'"))
+                })?;
+                if t.dims() != v.dims() {
+                    return Err(Error::input(format!(
+                        "{what}: tensor '{k}' has shape {:?}, model expects {:?}",
+                        t.dims(),
+                        v.dims()
+                    )));
+                }
+                v.set(&t.to_dtype(v.dtype())?)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Token embedding `(vocab, dim)`, looked up with `index_select` (whose backward is an index-add).
+pub struct Embedding {
+    weight: Tensor,
+    dim: usize,
+}
+
+impl Embedding {
+    /// `weight` from `vb`, initialised N(0, 1) as in PyTorch.
+    pub fn new(vb: VarBuilder, vocab: usize, dim: usize) -> Result<Self> {
+        let weight = vb.get_with_hints(
+            (vocab, dim),
+            "weight",
+            candle_nn::Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        )?;
+        Ok(Embedding { weight, dim })
+    }
+
+    /// `(B, L)` ids → `(B, dim, L)` channels-first features.
+    pub fn forward_channels_first(&self, ids: &Tensor) -> Result<Tensor> {
+        let (b, l) = ids.dims2()?;
+        let flat = ids.flatten_all()?;
+        let e = self
+            .weight
+            .index_select(&flat, 0)?
+            .reshape((b, l, self.dim))?;
+        Ok(e.transpose(1, 2)?.contiguous()?)
+    }
+}
+
+impl Module for Embedding {
+    fn forward(&self, ids: &Tensor) -> candle_core::Result<Tensor> {
+        let (b, l) = ids.dims2()?;
+        self.weight
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, l, self.dim))
+    }
+}

@@ -1,0 +1,577 @@
+//! Sequence-classification training: encoding, the training loop, evaluation, checkpoints and
+//! exact resume.
+//!
+//! Reproducibility by construction: the data order of epoch `e` is a permutation drawn from
+//! `(seed, e)`, and the randomness of step `s` (augmentation, dropout) from `(seed, s)`, so the
+//! state to checkpoint is only the weights, batch-norm buffers, optimizer moments, the step and
+//! the early-stopping record. A run resumed from any checkpoint replays the same steps as an
+//! uninterrupted one.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::LabeledSet;
+use crate::error::{Error, Result};
+use crate::models::{Classifier, Ctx, ModelConfig, Weights};
+use crate::ops;
+use crate::seq;
+use crate::tokenize::Tokenizer;
+use crate::train::metrics::{binary_metrics, multi_metrics, BinaryMetrics, MultiMetrics};
+use crate::train::optim::{clip_factor, AdamW, AdamWConfig, Schedule};
+
+/// Training options (stored in the run's `config.toml`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Examples per optimizer micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches whose gradients are summed per optimizer step.
+    pub accumulate: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay.
+    pub weight_decay: f64,
+    /// Fraction of all steps spent warming up linearly.
+    pub warmup_frac: f64,
+    /// Final learning rate as a fraction of the peak (cosine decay).
+    pub min_lr_ratio: f64,
+    /// Clip the global gradient norm to this (0 = no clipping).
+    pub clip_norm: f64,
+    /// Stop after this many epochs without improvement of the validation metric (0 = never).
+    pub patience: usize,
+    /// Validation metric for early stopping and the best checkpoint: `auroc`, `f1`, `mcc`,
+    /// `accuracy` or `loss`.
+    pub metric: String,
+    /// Randomly reverse-complement training examples (probability 0.5).
+    pub rc_augment: bool,
+    /// Average predictions over the sequence and its reverse complement at evaluation.
+    pub rc_average: bool,
+    /// Seed for initialisation, data order, augmentation and dropout.
+    pub seed: u64,
+    /// Save a resumable checkpoint every this many steps (0 = at the end of each epoch only).
+    pub checkpoint_every: u64,
+    /// Stop after this many optimizer steps (0 = no limit).
+    pub max_steps: u64,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            epochs: 10,
+            batch_size: 64,
+            accumulate: 1,
+            lr: 1e-3,
+            weight_decay: 0.01,
+            warmup_frac: 0.05,
+            min_lr_ratio: 0.01,
+            clip_norm: 1.0,
+            patience: 3,
+            metric: "auroc".into(),
+            rc_augment: true,
+            rc_average: true,
+            seed: 0,
+            checkpoint_every: 0,
+            max_steps: 0,
+        }
+    }
+}
+
+/// Token ids of a labelled set, forward and reverse-complemented, as flat `N × L` arrays.
+pub struct Encoded {
+    /// Forward token ids, row-major `(N, L)`.
+    pub ids: Vec<u32>,
+    /// Token ids of the reverse complements, row-major `(N, L)`.
+    pub rc_ids: Vec<u32>,
+    /// Class labels.
+    pub labels: Vec<u32>,
+    /// Tokens per sequence.
+    pub len: usize,
+}
+
+impl Encoded {
+    /// Number of examples.
+    pub fn n(&self) -> usize {
+        self.labels.len()
+    }
+}
+
+/// Encode every sequence (and its reverse complement) in parallel; all must give `len` tokens
+/// (`None`: the first sequence's count).
+pub fn encode_set(set: &LabeledSet, tok: &dyn Tokenizer, len: Option<usize>) -> Result<Encoded> {
+    let rows: Vec<(Vec<u32>, Vec<u32>)> = set
+        .seqs
+        .par_iter()
+        .map(|s| Ok((tok.encode(s)?, tok.encode(&seq::revcomp(s))?)))
+        .collect::<Result<_>>()?;
+    let want = len.unwrap_or_else(|| rows.first().map_or(0, |r| r.0.len()));
+    let mut ids = Vec::with_capacity(rows.len() * want);
+    let mut rc_ids = Vec::with_capacity(rows.len() * want);
+    for (i, (f, r)) in rows.into_iter().enumerate() {
+        if f.len() != want || r.len() != want {
+            return Err(set.error_at(
+                i,
+                format!(
+                    "sequence gives {} tokens with {}, but the model takes {want} \
+                     (all sequences must have the same length)",
+                    f.len(),
+                    tok.spec()
+                ),
+            ));
+        }
+        ids.extend(f);
+        rc_ids.extend(r);
+    }
+    Ok(Encoded {
+        ids,
+        rc_ids,
+        labels: set.labels.clone(),
+        len: want,
+    })
+}
+
+fn rng_for(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    r.set_stream(stream);
+    r.set_word_pos(u128::from(index) << 20);
+    r
+}
+
+/// The example order of epoch `epoch`.
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.shuffle(&mut rng_for(seed, 1, epoch));
+    idx
+}
+
+fn batch_tensor(enc: &Encoded, rows: &[usize], rc: &[bool], dev: &Device) -> Result<Tensor> {
+    let l = enc.len;
+    let mut flat = Vec::with_capacity(rows.len() * l);
+    for (k, &i) in rows.iter().enumerate() {
+        let src = if rc.get(k).copied().unwrap_or(false) {
+            &enc.rc_ids
+        } else {
+            &enc.ids
+        };
+        flat.extend_from_slice(&src[i * l..(i + 1) * l]);
+    }
+    Ok(Tensor::from_vec(flat, (rows.len(), l), dev)?)
+}
+
+/// Class probabilities `N × C` for every example, in evaluation mode, optionally averaged over
+/// the reverse complement.
+pub fn predict(
+    model: &Classifier,
+    enc: &Encoded,
+    batch: usize,
+    rc_average: bool,
+) -> Result<Vec<Vec<f32>>> {
+    let dev = Device::Cpu;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut out = Vec::with_capacity(enc.n());
+    let rows: Vec<usize> = (0..enc.n()).collect();
+    for chunk in rows.chunks(batch.max(1)) {
+        let mut ctx = Ctx {
+            train: false,
+            rng: &mut rng,
+        };
+        let x = batch_tensor(enc, chunk, &[], &dev)?;
+        let mut p = ops::softmax(&model.forward(&x, &mut ctx)?, 1)?;
+        if rc_average {
+            let flags = vec![true; chunk.len()];
+            let xr = batch_tensor(enc, chunk, &flags, &dev)?;
+            let pr = ops::softmax(&model.forward(&xr, &mut ctx)?, 1)?;
+            p = ((p + pr)? * 0.5)?;
+        }
+        out.extend(p.to_dtype(DType::F32)?.to_vec2::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// Metrics of predictions: binary metrics (positive class = label 1) or multi-class metrics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Metrics {
+    /// Two classes.
+    Binary(BinaryMetrics),
+    /// More than two classes.
+    Multi(MultiMetrics),
+}
+
+impl Metrics {
+    /// Compute metrics of `probs` against `labels`.
+    pub fn of(probs: &[Vec<f32>], labels: &[u32], num_classes: usize) -> Self {
+        if num_classes == 2 {
+            let scores: Vec<f64> = probs.iter().map(|p| p[1] as f64).collect();
+            Metrics::Binary(binary_metrics(&scores, labels))
+        } else {
+            let pred: Vec<u32> = probs
+                .iter()
+                .map(|p| {
+                    p.iter()
+                        .enumerate()
+                        .max_by(|a, b| a.1.total_cmp(b.1))
+                        .map_or(0, |(i, _)| i as u32)
+                })
+                .collect();
+            Metrics::Multi(multi_metrics(&pred, labels, num_classes))
+        }
+    }
+
+    /// A named figure (`auroc`, `auprc`, `f1`, `mcc`, `accuracy`); multi-class maps `f1` to
+    /// macro-F1 and AUROC/AUPRC to NaN-free 0.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        match self {
+            Metrics::Binary(m) => match name {
+                "auroc" => Some(m.auroc),
+                "auprc" => Some(m.auprc),
+                "f1" => Some(m.f1),
+                "mcc" => Some(m.mcc),
+                "accuracy" => Some(m.accuracy),
+                _ => None,
+            },
+            Metrics::Multi(m) => match name {
+                "f1" | "auroc" | "auprc" => Some(m.macro_f1),
+                "mcc" => Some(m.mcc),
+                "accuracy" => Some(m.accuracy),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Mean cross-entropy of probabilities against labels.
+pub fn mean_nll(probs: &[Vec<f32>], labels: &[u32]) -> f64 {
+    let n = probs.len().max(1) as f64;
+    probs
+        .iter()
+        .zip(labels)
+        .map(|(p, &y)| -(p[y as usize].max(1e-12) as f64).ln())
+        .sum::<f64>()
+        / n
+}
+
+/// Everything in a run directory's `state.json` besides tensors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunState {
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Epoch the next step belongs to.
+    pub epoch: u64,
+    /// Micro-batches of that epoch already consumed.
+    pub batch_in_epoch: u64,
+    /// Best validation metric so far (higher is better; loss is negated).
+    pub best: Option<f64>,
+    /// Epoch of the best metric.
+    pub best_epoch: u64,
+    /// Epochs since the best metric.
+    pub bad_epochs: u64,
+    /// Training stopped (early stopping, max steps or all epochs done).
+    pub finished: bool,
+    /// Byte length of `metrics.jsonl` at this checkpoint (truncated to it on resume).
+    pub log_bytes: u64,
+    /// Per-epoch (epoch, train loss, valid loss, valid metric) history for the plots.
+    pub history: Vec<(u64, f64, f64, f64)>,
+}
+
+/// Write `bytes` atomically to `path`.
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    crate::io::write_atomic(path, |w| {
+        w.write_all(bytes).map_err(|e| Error::io(path.display(), e))
+    })
+}
+
+/// Save tensors as safetensors atomically (temp file, then rename).
+pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    let tmp = path.with_extension("safetensors.tmp");
+    candle_core::safetensors::save(tensors, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path.display(), e))
+}
+
+/// Load safetensors, naming the file on failure.
+pub fn load_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
+    candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| Error::input(format!("{}: cannot read checkpoint: {e}", path.display())))
+}
+
+/// A training job's inputs.
+pub struct Job<'a> {
+    /// Model config.
+    pub model: &'a ModelConfig,
+    /// Training options.
+    pub opts: &'a TrainOptions,
+    /// Encoded training examples.
+    pub train: &'a Encoded,
+    /// Encoded validation examples.
+    pub valid: &'a Encoded,
+    /// Run directory.
+    pub dir: &'a Path,
+    /// Continue from `dir/last.safetensors` and `dir/state.json` if present.
+    pub resume: bool,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Build a fresh model with weights initialised from `seed`.
+pub fn build_model(cfg: &ModelConfig, seed: u64) -> Result<(Classifier, Weights)> {
+    let dev = Device::Cpu;
+    let weights = Weights::new();
+    let (p, b) = weights.builders(seed, DType::F32, &dev);
+    let model = Classifier::new(cfg, p, b)?;
+    Ok((model, weights))
+}
+
+/// Train, validating each epoch; returns the model with the best validation weights loaded.
+pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
+    let o = job.opts;
+    if o.batch_size == 0 || o.accumulate == 0 || o.epochs == 0 {
+        return Err(Error::input(
+            "batch size, accumulation and epochs must be at least 1",
+        ));
+    }
+    if !["auroc", "f1", "mcc", "accuracy", "loss", "auprc"].contains(&o.metric.as_str()) {
+        return Err(Error::input(format!(
+            "unknown validation metric '{}' (auroc, auprc, f1, mcc, accuracy, loss)",
+            o.metric
+        )));
+    }
+    let dev = Device::Cpu;
+    let (model, weights) = build_model(job.model, o.seed)?;
+    let vars: Vec<(String, candle_core::Var, f64)> = {
+        let data = weights.params.data().lock().expect("var map lock");
+        data.iter()
+            .map(|(k, v)| (k.clone(), v.clone(), 1.0))
+            .collect()
+    };
+    let mut opt = AdamW::new(
+        vars,
+        AdamWConfig {
+            lr: o.lr,
+            weight_decay: o.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let n = job.train.n();
+    let micro_per_epoch = n.div_ceil(o.batch_size) as u64;
+    let steps_per_epoch = micro_per_epoch.div_ceil(o.accumulate as u64);
+    let mut total_steps = steps_per_epoch * o.epochs as u64;
+    if o.max_steps > 0 {
+        total_steps = total_steps.min(o.max_steps);
+    }
+    let sched = Schedule {
+        peak: o.lr,
+        warmup: (o.warmup_frac * total_steps as f64).round() as u64,
+        total: total_steps,
+        min_ratio: o.min_lr_ratio,
+    };
+    let log_path = job.dir.join("metrics.jsonl");
+    let state_path = job.dir.join("state.json");
+    let last_path = job.dir.join("last.safetensors");
+    let best_path = job.dir.join("model.safetensors");
+    let mut st = RunState::default();
+    if job.resume && state_path.exists() && last_path.exists() {
+        let text =
+            std::fs::read_to_string(&state_path).map_err(|e| Error::io(state_path.display(), e))?;
+        st = serde_json::from_str(&text)
+            .map_err(|e| Error::input(format!("{}: {e}", state_path.display())))?;
+        let t = load_tensors(&last_path)?;
+        weights.load(&t, &last_path.display().to_string())?;
+        opt.load_state(&t, st.step)?;
+        // Drop log lines written after the checkpoint.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| Error::io(log_path.display(), e))?;
+        f.set_len(st.log_bytes)
+            .map_err(|e| Error::io(log_path.display(), e))?;
+        eprintln!(
+            "resuming {} at step {} (epoch {}, batch {})",
+            job.dir.display(),
+            st.step,
+            st.epoch + 1,
+            st.batch_in_epoch
+        );
+    } else {
+        std::fs::write(&log_path, b"").map_err(|e| Error::io(log_path.display(), e))?;
+    }
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io(log_path.display(), e))?;
+
+    let checkpoint = |st: &mut RunState, opt: &AdamW, log: &mut std::fs::File| -> Result<()> {
+        log.flush().map_err(|e| Error::io(log_path.display(), e))?;
+        st.log_bytes = log
+            .metadata()
+            .map_err(|e| Error::io(log_path.display(), e))?
+            .len();
+        let mut t = weights.tensors();
+        t.extend(opt.state());
+        save_tensors(&last_path, &t)?;
+        let json = serde_json::to_string_pretty(st).map_err(|e| Error::Internal(e.to_string()))?;
+        write_file(&state_path, json.as_bytes())
+    };
+
+    let bar = if job.progress {
+        let b = indicatif::ProgressBar::new(total_steps);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
+            )
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .progress_chars("=> "),
+        );
+        b.set_position(st.step);
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    let started = Instant::now();
+    let mut seen_since = 0usize;
+    let mut t_since = Instant::now();
+    while !st.finished && st.epoch < o.epochs as u64 {
+        let order = epoch_order(n, o.seed, st.epoch);
+        let batches: Vec<&[usize]> = order.chunks(o.batch_size).collect();
+        let mut epoch_loss = 0.0;
+        let mut epoch_batches = 0usize;
+        while (st.batch_in_epoch as usize) < batches.len() {
+            // One optimizer step over up to `accumulate` micro-batches.
+            let mut rng = rng_for(o.seed, 2, st.step);
+            let mut sum_grads: Option<Vec<Option<Tensor>>> = None;
+            let mut step_loss = 0.0;
+            let mut micro = 0;
+            while micro < o.accumulate && (st.batch_in_epoch as usize) < batches.len() {
+                let rows = batches[st.batch_in_epoch as usize];
+                let rc: Vec<bool> = rows
+                    .iter()
+                    .map(|_| o.rc_augment && rng.random_bool(0.5))
+                    .collect();
+                let x = batch_tensor(job.train, rows, &rc, &dev)?;
+                let y: Vec<u32> = rows.iter().map(|&i| job.train.labels[i]).collect();
+                let y = Tensor::from_vec(y, rows.len(), &dev)?;
+                let mut ctx = Ctx {
+                    train: true,
+                    rng: &mut rng,
+                };
+                let logits = model.forward(&x, &mut ctx)?;
+                let loss = ops::cross_entropy(&logits, &y, None)?;
+                let lv = loss.to_scalar::<f32>()? as f64;
+                if !lv.is_finite() {
+                    return Err(Error::input(format!(
+                        "loss became {lv} at step {} (epoch {}); lower --lr or check the data",
+                        st.step + 1,
+                        st.epoch + 1
+                    )));
+                }
+                let grads = opt.collect(&loss.backward()?);
+                sum_grads = Some(match sum_grads {
+                    None => grads,
+                    Some(acc) => AdamW::add_grads(acc, grads)?,
+                });
+                step_loss += lv;
+                micro += 1;
+                st.batch_in_epoch += 1;
+                seen_since += rows.len();
+            }
+            let grads = sum_grads.unwrap_or_default();
+            let scale = 1.0 / micro as f64;
+            let norm = opt.norm_of(&grads)? * scale;
+            let factor = clip_factor(norm, o.clip_norm) * scale;
+            let lr = sched.lr(st.step);
+            opt.step_grads(grads, lr, factor)?;
+            st.step += 1;
+            let loss = step_loss / micro as f64;
+            epoch_loss += loss;
+            epoch_batches += 1;
+            let rate = seen_since as f64 / t_since.elapsed().as_secs_f64().max(1e-9);
+            writeln!(
+                log,
+                "{}",
+                serde_json::json!({"kind": "step", "step": st.step, "epoch": st.epoch + 1,
+                    "loss": loss, "lr": lr, "grad_norm": norm, "examples_per_s": rate})
+            )
+            .map_err(|e| Error::io(log_path.display(), e))?;
+            bar.set_position(st.step);
+            bar.set_message(format!("loss {loss:.4}, {rate:.0} ex/s"));
+            if st.step % 20 == 0 {
+                seen_since = 0;
+                t_since = Instant::now();
+            }
+            let hit_max = o.max_steps > 0 && st.step >= o.max_steps;
+            if hit_max {
+                st.finished = true;
+                break;
+            }
+            if o.checkpoint_every > 0
+                && st.step % o.checkpoint_every == 0
+                && (st.batch_in_epoch as usize) < batches.len()
+            {
+                checkpoint(&mut st, &opt, &mut log)?;
+            }
+        }
+        // End of epoch (or max steps): validate, keep the best, decide on stopping.
+        let probs = predict(&model, job.valid, o.batch_size.max(256), o.rc_average)?;
+        let vloss = mean_nll(&probs, &job.valid.labels);
+        let m = Metrics::of(&probs, &job.valid.labels, job.model.num_classes);
+        let score = if o.metric == "loss" {
+            -vloss
+        } else {
+            m.get(&o.metric).unwrap_or(0.0)
+        };
+        let train_loss = epoch_loss / epoch_batches.max(1) as f64;
+        st.history
+            .push((st.epoch + 1, train_loss, vloss, score.abs()));
+        writeln!(
+            log,
+            "{}",
+            serde_json::json!({"kind": "epoch", "epoch": st.epoch + 1, "step": st.step,
+                "train_loss": train_loss, "valid_loss": vloss, "valid": m,
+                "seconds": started.elapsed().as_secs_f64()})
+        )
+        .map_err(|e| Error::io(log_path.display(), e))?;
+        if st.best.is_none_or(|b| score > b) {
+            st.best = Some(score);
+            st.best_epoch = st.epoch + 1;
+            st.bad_epochs = 0;
+            save_tensors(&best_path, &weights.tensors())?;
+        } else {
+            st.bad_epochs += 1;
+            if o.patience > 0 && st.bad_epochs >= o.patience as u64 {
+                st.finished = true;
+            }
+        }
+        bar.println(format!(
+            "epoch {}: train loss {train_loss:.4}, valid loss {vloss:.4}, valid {} {:.4}",
+            st.epoch + 1,
+            o.metric,
+            score.abs()
+        ));
+        st.epoch += 1;
+        st.batch_in_epoch = 0;
+        if st.epoch >= o.epochs as u64 {
+            st.finished = true;
+        }
+        checkpoint(&mut st, &opt, &mut log)?;
+    }
+    bar.finish_and_clear();
+    // Load the best weights for evaluation.
+    let best = load_tensors(&best_path)?;
+    weights.load(&best, &best_path.display().to_string())?;
+    Ok((model, weights, st))
+}
+
+/// A fresh run directory path is usable: created if missing.
+pub fn prepare_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+    Ok(dir.to_path_buf())
+}

@@ -1,0 +1,205 @@
+//! Run directories: the config, tokenizer spec, exact command, metrics log, checkpoints, report
+//! and plots of one training run, and loading a trained classifier back from one.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::models::{Classifier, ModelConfig, Weights};
+use crate::tokenize::{self, Tokenizer};
+use crate::train::classify::{load_tensors, Metrics, RunState, TrainOptions};
+use crate::train::plot;
+
+/// The `config.toml` of a run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Task (`classify`).
+    pub task: String,
+    /// Tokenizer spec; a BPE file is copied into the run directory as `tokenizer.json`.
+    pub tokenizer: String,
+    /// Class names, indexed by label.
+    pub classes: Vec<String>,
+    /// Data specs as given.
+    pub data: DataSpecs,
+    /// Training options.
+    pub train: TrainOptions,
+    /// Model config.
+    pub model: ModelConfig,
+}
+
+/// Data specs of a run.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DataSpecs {
+    /// Training data.
+    pub train: String,
+    /// Validation data (empty: held out from training).
+    pub valid: String,
+    /// Test data (empty: none).
+    pub test: String,
+}
+
+/// Write `text` atomically to `dir/name`.
+pub fn write_text(dir: &Path, name: &str, text: &str) -> Result<()> {
+    let p = dir.join(name);
+    crate::io::write_atomic(&p, |w| {
+        w.write_all(text.as_bytes())
+            .map_err(|e| Error::io(p.display(), e))
+    })
+}
+
+/// The exact command line, shell-quoted.
+pub fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Prepare a run directory: write config, tokenizer spec (copying a BPE file in) and command.
+/// Returns the config with the tokenizer spec as stored in the run.
+pub fn init_run(dir: &Path, mut cfg: RunConfig, resume: bool) -> Result<RunConfig> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+    if let Some(path) = cfg.tokenizer.strip_prefix("bpe:") {
+        let src = PathBuf::from(path);
+        let dst = dir.join("tokenizer.json");
+        if src != dst {
+            let bytes = std::fs::read(&src).map_err(|e| Error::io(src.display(), e))?;
+            crate::io::write_atomic(&dst, |w| {
+                w.write_all(&bytes).map_err(|e| Error::io(dst.display(), e))
+            })?;
+        }
+        cfg.tokenizer = "bpe:tokenizer.json".into();
+    }
+    let text = toml::to_string_pretty(&cfg).map_err(|e| Error::Internal(e.to_string()))?;
+    let cfg_path = dir.join("config.toml");
+    if resume && cfg_path.exists() {
+        let old =
+            std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(cfg_path.display(), e))?;
+        let old: RunConfig = toml::from_str(&old)
+            .map_err(|e| Error::input(format!("{}: {e}", cfg_path.display())))?;
+        if old != cfg {
+            return Err(Error::input(format!(
+                "{}: the run was started with a different configuration; resume with the same \
+                 options or use a new --out",
+                cfg_path.display()
+            )));
+        }
+    }
+    write_text(dir, "config.toml", &text)?;
+    write_text(dir, "tokenizer.txt", &format!("{}\n", cfg.tokenizer))?;
+    let mut cmd = command_line();
+    cmd.push('\n');
+    let name = if resume {
+        "command.resume.txt"
+    } else {
+        "command.txt"
+    };
+    write_text(dir, name, &cmd)?;
+    Ok(cfg)
+}
+
+/// Build a run's tokenizer, resolving `bpe:` paths relative to the run directory.
+pub fn run_tokenizer(dir: &Path, spec: &str) -> Result<Box<dyn Tokenizer>> {
+    match spec.strip_prefix("bpe:") {
+        Some(p) if Path::new(p).is_relative() => {
+            tokenize::from_spec(&format!("bpe:{}", dir.join(p).display()))
+        }
+        _ => tokenize::from_spec(spec),
+    }
+}
+
+/// A trained classifier loaded from a run directory.
+pub struct LoadedRun {
+    /// The run's config.
+    pub config: RunConfig,
+    /// The model with its best weights.
+    pub model: Classifier,
+    /// Its weights.
+    pub weights: Weights,
+    /// Its tokenizer.
+    pub tokenizer: Box<dyn Tokenizer>,
+}
+
+/// Load `dir/config.toml`, the tokenizer and `dir/model.safetensors`.
+pub fn load_run(dir: &Path) -> Result<LoadedRun> {
+    let cfg_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| {
+        Error::input(format!(
+            "{}: not a genolm run directory ({e})",
+            dir.display()
+        ))
+    })?;
+    let config: RunConfig = toml::from_str(&text).map_err(|e| {
+        Error::input(format!(
+            "{}: {}",
+            cfg_path.display(),
+            crate::error::one_line(&e.to_string())
+        ))
+    })?;
+    let tokenizer = run_tokenizer(dir, &config.tokenizer)?;
+    if tokenizer.vocab_size() != config.model.vocab_size {
+        return Err(Error::input(format!(
+            "{}: tokenizer {} has {} tokens but the model was trained for {}",
+            dir.display(),
+            config.tokenizer,
+            tokenizer.vocab_size(),
+            config.model.vocab_size
+        )));
+    }
+    let weights = Weights::new();
+    let (p, b) = weights.builders(0, DType::F32, &Device::Cpu);
+    let model = Classifier::new(&config.model, p, b)?;
+    let wpath = dir.join("model.safetensors");
+    weights.load(&load_tensors(&wpath)?, &wpath.display().to_string())?;
+    Ok(LoadedRun {
+        config,
+        model,
+        weights,
+        tokenizer,
+    })
+}
+
+/// Write `loss.svg` (per-epoch train and validation loss) from a run's history.
+pub fn write_loss_plot(dir: &Path, st: &RunState) -> Result<()> {
+    let train: Vec<(f64, f64)> = st.history.iter().map(|h| (h.0 as f64, h.1)).collect();
+    let valid: Vec<(f64, f64)> = st.history.iter().map(|h| (h.0 as f64, h.2)).collect();
+    let svg = plot::line_chart(
+        "Loss per epoch",
+        "epoch",
+        "cross-entropy",
+        &[
+            plot::Series {
+                name: "train".into(),
+                points: train,
+            },
+            plot::Series {
+                name: "valid".into(),
+                points: valid,
+            },
+        ],
+    );
+    write_text(dir, "loss.svg", &svg)
+}
+
+/// Write `roc_pr.svg` for binary predictions.
+pub fn write_roc_plot(dir: &Path, probs: &[Vec<f32>], labels: &[u32], m: &Metrics) -> Result<()> {
+    if let Metrics::Binary(b) = m {
+        let scores: Vec<f64> = probs.iter().map(|p| p[1] as f64).collect();
+        write_text(
+            dir,
+            "roc_pr.svg",
+            &plot::roc_pr_svg(&scores, labels, b.auroc, b.auprc),
+        )?;
+    }
+    Ok(())
+}
