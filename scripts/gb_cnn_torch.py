@@ -18,7 +18,9 @@ in `genolm bench train`; it costs well under a millisecond).
     python3 scripts/gb_cnn_torch.py --batch 64 --length 300 --threads 2 --steps 200 [--json]
 
 Each timed step is zero_grad -> forward -> loss -> backward -> optimizer step, after --warmup
-(default 20) untimed steps. Prints steps/s and ms/step, or with --json a single JSON line.
+(default 20) untimed steps. Prints steps/s and ms/step, or with --json a single JSON line. With
+--repeats N the --steps are timed N times and the fastest is reported (all are in the JSON):
+OpenMP's spinning threads make PyTorch's timings very sensitive to other load on a 2-core machine.
 """
 import argparse
 import json
@@ -86,6 +88,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
     p.add_argument("--steps", type=int, default=200, help="timed training steps (default 200)")
     p.add_argument("--warmup", type=int, default=20, help="untimed steps first (default 20)")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="time --steps this many times and report the fastest (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and data (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON line instead of text")
     a = p.parse_args(argv)
@@ -93,8 +97,8 @@ def main(argv=None):
         p.error("--batch must be at least 2 (batch norm needs more than one value per channel)")
     if a.length < 57:
         p.error("--length must be at least 57 (three conv k=8 + max-pool 2 blocks)")
-    if a.steps < 1 or a.warmup < 0 or a.threads < 1:
-        p.error("--steps and --threads must be positive and --warmup non-negative")
+    if a.steps < 1 or a.repeats < 1 or a.warmup < 0 or a.threads < 1:
+        p.error("--steps, --repeats and --threads must be positive and --warmup non-negative")
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -119,14 +123,18 @@ def main(argv=None):
 
     for _ in range(a.warmup):
         step()
-    t0 = time.perf_counter()
-    for _ in range(a.steps):
-        loss = step()
-    final_loss = loss.item()  # CPU ops are synchronous; .item() also forces any lazy work
-    elapsed = time.perf_counter() - t0
+    times = []
+    for _ in range(a.repeats):
+        t0 = time.perf_counter()
+        for _ in range(a.steps):
+            loss = step()
+        final_loss = loss.item()  # CPU ops are synchronous; .item() also forces any lazy work
+        times.append(time.perf_counter() - t0)
 
+    elapsed = min(times)
     steps_per_s = a.steps / elapsed
     ms_per_step = 1000.0 * elapsed / a.steps
+    all_rates = [round(a.steps / t, 3) for t in times]
     if a.json:
         print(
             json.dumps(
@@ -140,6 +148,8 @@ def main(argv=None):
                     "ms_per_step": round(ms_per_step, 3),
                     "steps": a.steps,
                     "warmup": a.warmup,
+                    "repeats": a.repeats,
+                    "all_steps_per_s": all_rates,
                     "params": sum(t.numel() for t in model.parameters()),
                     "torch": torch.__version__,
                     "final_loss": round(final_loss, 5),
@@ -152,7 +162,8 @@ def main(argv=None):
             f"pytorch {torch.__version__} gb-cnn ({n_params} parameters): batch {a.batch}, "
             f"length {a.length}, {a.threads} threads, {a.steps} steps after {a.warmup} warm-up"
         )
-        print(f"{steps_per_s:.2f} steps/s, {ms_per_step:.2f} ms/step (final loss {final_loss:.4f})")
+        best = " (best of " + ", ".join(f"{r:.2f}" for r in all_rates) + ")" if a.repeats > 1 else ""
+        print(f"{steps_per_s:.2f} steps/s, {ms_per_step:.2f} ms/step{best} (final loss {final_loss:.4f})")
     return 0
 
 

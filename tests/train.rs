@@ -1,0 +1,219 @@
+//! Training end to end on the embedded demo set: determinism, exact resume after SIGKILL,
+//! run-directory contents, eval/predict agreement, and clear errors for bad configs and data.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_genolm");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A small real training set: the first `n` records of each demo class, as FASTA files.
+fn small_demo(dir: &Path, n: usize) -> String {
+    let mut spec = Vec::new();
+    for class in ["proximal", "distal"] {
+        let src = root().join(format!("datasets/demo/{class}.fa.gz"));
+        let recs =
+            genolm::io::fasta::read_records(&src.to_string_lossy(), Default::default()).unwrap();
+        let path = dir.join(format!("{class}.fa"));
+        let mut w = std::fs::File::create(&path).unwrap();
+        for r in recs.iter().take(n) {
+            genolm::io::fasta::write_record(&mut w, &r.name, "", &r.seq, 60).unwrap();
+        }
+        spec.push(format!("{class}={}", path.display()));
+    }
+    spec.join(",")
+}
+
+fn genolm(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap()
+}
+
+fn train_args<'a>(spec: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "--threads", "2", "train", "--model", "gb-cnn", "--train", spec, "--out", out,
+        "--epochs", "3", "--batch-size", "32", "--seed", "11", "--quiet", "--patience", "0",
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+fn report(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v.as_object_mut().unwrap().remove("seconds");
+    v
+}
+
+#[test]
+fn same_seed_same_numbers_and_complete_run_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 150);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    for d in [&a, &b] {
+        let o = genolm(&train_args(&spec, &d.to_string_lossy(), &[]));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(report(&a), report(&b));
+    for f in [
+        "config.toml",
+        "tokenizer.txt",
+        "command.txt",
+        "metrics.jsonl",
+        "model.safetensors",
+        "last.safetensors",
+        "state.json",
+        "report.json",
+        "loss.svg",
+        "roc_pr.svg",
+    ] {
+        assert!(a.join(f).exists(), "run dir lacks {f}");
+    }
+    let r = report(&a);
+    for k in ["accuracy", "f1", "mcc", "auroc", "auprc"] {
+        let v = r[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v.abs()), "{k} = {v}");
+    }
+    assert!(std::fs::read_to_string(a.join("command.txt")).unwrap().contains("--seed 11"));
+    // A different seed gives different weights.
+    let c = tmp.path().join("c");
+    let c_s = c.to_string_lossy().to_string();
+    let mut args = train_args(&spec, &c_s, &[]);
+    let i = args.iter().position(|x| *x == "11").unwrap();
+    args[i] = "12";
+    assert!(genolm(&args).status.success());
+    assert_ne!(
+        std::fs::read(a.join("model.safetensors")).unwrap(),
+        std::fs::read(c.join("model.safetensors")).unwrap()
+    );
+    // eval on the validation-size data agrees with itself and prints the plain metric names.
+    let o = genolm(&["eval", "--model", &a.to_string_lossy(), "--data", &spec, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(m["auroc"].as_f64().unwrap() > 0.5);
+    // predict writes one row per record with probabilities summing to 1.
+    let fa = spec.split(',').next().unwrap().split('=').nth(1).unwrap();
+    let o = genolm(&["predict", "--model", &a.to_string_lossy(), "--rc-average", fa]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "name\tp_distal\tp_proximal");
+    assert_eq!(rows.len(), 151);
+    let p: Vec<f64> = rows[1].split('\t').skip(1).map(|x| x.parse().unwrap()).collect();
+    assert!((p[0] + p[1] - 1.0).abs() < 1e-4);
+}
+
+#[test]
+fn killed_run_resumes_to_identical_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 150);
+    let full = tmp.path().join("full");
+    let extra = ["--checkpoint-every", "3"];
+    let o = genolm(&train_args(&spec, &full.to_string_lossy(), &extra));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let part = tmp.path().join("part");
+    let part_s = part.to_string_lossy().to_string();
+    let mut child = Command::new(BIN)
+        .args(train_args(&spec, &part_s, &extra))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill (SIGKILL) once a mid-epoch checkpoint exists and training has moved past it.
+    let t0 = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(part.join("metrics.jsonl")).unwrap_or_default();
+        let steps = log.lines().filter(|l| l.contains("\"step\"")).count();
+        if part.join("state.json").exists() && steps >= 13 {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() || t0.elapsed() > Duration::from_secs(120) {
+            panic!("run finished or stalled before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!part.join("report.json").exists(), "killed too late to test resume");
+    let o = genolm(&train_args(&spec, &part_s, &[extra[0], extra[1], "--resume"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(report(&full), report(&part));
+    assert_eq!(
+        std::fs::read(full.join("model.safetensors")).unwrap(),
+        std::fs::read(part.join("model.safetensors")).unwrap()
+    );
+    // The metrics log has no duplicated steps after the resume.
+    let log = std::fs::read_to_string(part.join("metrics.jsonl")).unwrap();
+    let full_log = std::fs::read_to_string(full.join("metrics.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), full_log.lines().count());
+}
+
+fn expect_error(args: &[&str], needle: &str) {
+    let o = genolm(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: {err}");
+    assert!(lines[0].contains(needle), "{args:?}: want '{needle}' in {}", lines[0]);
+    assert!(!err.contains("panicked"));
+}
+
+#[test]
+fn bad_configs_and_data_give_one_line_and_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 20);
+    let out = tmp.path().join("o").to_string_lossy().to_string();
+    let mal = root().join("tests/malformed/classify");
+    expect_error(&["train", "--model", "resnet9000", "--train", &spec, "--out", &out], "resnet9000");
+    expect_error(&["train", "--task", "dance", "--train", &spec, "--out", &out], "dance");
+    expect_error(
+        &["train", "--train", &spec, "--out", &out, "--metric", "vibes"],
+        "vibes",
+    );
+    for f in std::fs::read_dir(&mal).unwrap() {
+        let p = f.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("ok.") {
+            continue;
+        }
+        let spec = if name.ends_with(".fa") {
+            format!("a={},b={}", p.display(), mal.join("ok.fa").display())
+        } else {
+            p.display().to_string()
+        };
+        expect_error(&["train", "--train", &spec, "--out", &out], &name);
+    }
+    // Sequences too short for the baseline CNN's three conv + pool stages.
+    let short = tmp.path().join("short.csv");
+    let mut text = String::from("sequence,label\n");
+    for i in 0..40 {
+        text.push_str(&format!("ACGTACGTACGTACGTACGT,{}\n", i % 2));
+    }
+    std::fs::write(&short, text).unwrap();
+    expect_error(
+        &["train", "--model", "gb-cnn", "--train", &short.to_string_lossy(), "--out", &out],
+        "cannot take sequences of 20",
+    );
+    // Mixed lengths name the offending record.
+    let mixed = tmp.path().join("mixed.csv");
+    let mut text = String::from("name,sequence,label\n");
+    for i in 0..40 {
+        let s = if i == 17 { "ACGTACGT" } else { "ACGTACGTAC" };
+        text.push_str(&format!("r{i},{s},{}\n", i % 2));
+    }
+    std::fs::write(&mixed, text).unwrap();
+    expect_error(
+        &["train", "--model", "cnn", "--train", &mixed.to_string_lossy(), "--out", &out],
+        "mixed.csv:19",
+    );
+    // A run directory that is not one.
+    expect_error(&["eval", "--model", &tmp.path().to_string_lossy(), "--data", &spec], "not a genolm run");
+}
