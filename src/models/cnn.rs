@@ -153,8 +153,17 @@ impl DilatedCnn {
 
 impl Backbone for DilatedCnn {
     fn forward(&self, ids: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let x = self.embed.forward_channels_first(ids)?;
-        let x = self.stem.forward(&x)?;
+        let x = match self.stem.bias() {
+            Some(bias) => ops::embed_conv1d(
+                ids,
+                self.embed.weight(),
+                self.stem.weight(),
+                bias,
+                (self.cfg.stem_kernel - 1) / 2,
+                1,
+            )?,
+            None => self.stem.forward(&self.embed.forward_channels_first(ids)?)?,
+        };
         let x = ops::gelu(&self.stem_bn.forward_t(&x, ctx.train)?)?;
         let mut x = if self.cfg.pool > 1 {
             ops::max_pool1d(&x, self.cfg.pool)?

@@ -87,17 +87,31 @@ impl GbCnn {
 
 impl Backbone for GbCnn {
     fn forward(&self, ids: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
-        let mut x = self.embed.forward_channels_first(ids)?;
-        for b in &self.blocks {
-            x = candle_core::Module::forward(&b.conv, &x)?;
-            x = candle_core::ModuleT::forward_t(&b.bn, &x, ctx.train)?;
-            x = ops::relu(&x)?;
-            x = ops::max_pool1d(&x, 2)?;
+        let mut x: Option<Tensor> = None;
+        for (i, b) in self.blocks.iter().enumerate() {
+            let y = match (&x, i, b.conv.bias()) {
+                // Embedding + first convolution as one exact lookup op (see ops::embed_conv1d).
+                (None, 0, Some(bias)) => {
+                    ops::embed_conv1d(ids, self.embed.weight(), b.conv.weight(), bias, 0, 1)?
+                }
+                (None, _, _) => candle_core::Module::forward(
+                    &b.conv,
+                    &self.embed.forward_channels_first(ids)?,
+                )?,
+                (Some(x), _, _) => candle_core::Module::forward(&b.conv, x)?,
+            };
+            let mut y = candle_core::ModuleT::forward_t(&b.bn, &y, ctx.train)?;
+            y = ops::relu(&y)?;
+            y = ops::max_pool1d(&y, 2)?;
             if ctx.train && self.cfg.dropout > 0.0 {
-                x = ops::dropout(&x, self.cfg.dropout, ctx.rng)?;
+                y = ops::dropout(&y, self.cfg.dropout, ctx.rng)?;
             }
+            x = Some(y);
         }
-        Ok(x)
+        match x {
+            Some(x) => Ok(x),
+            None => self.embed.forward_channels_first(ids),
+        }
     }
 
     fn out_channels(&self) -> usize {

@@ -252,6 +252,11 @@ impl Embedding {
         Ok(Embedding { weight, dim })
     }
 
+    /// The `(vocab, dim)` table.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
     /// `(B, L)` ids → `(B, dim, L)` channels-first features.
     pub fn forward_channels_first(&self, ids: &Tensor) -> Result<Tensor> {
         let (b, l) = ids.dims2()?;

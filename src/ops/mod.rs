@@ -16,7 +16,9 @@
 //! order, and its matmul (gemm) splits work over output tiles for a fixed thread count.
 
 mod activation;
+mod bn_fused;
 mod conv1d;
+mod embed_conv;
 mod linear;
 mod norm;
 mod pool;
@@ -24,6 +26,8 @@ mod softmax;
 
 pub use activation::{dropout, gelu, gelu_tanh, relu, sigmoid, silu};
 pub use conv1d::{conv1d, conv1d_composed, Conv1d, Conv1dConfig};
+pub use bn_fused::batch_norm_train;
+pub use embed_conv::embed_conv1d;
 pub use linear::{linear, Linear};
 pub use norm::{layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, RmsNorm};
 pub use pool::{

@@ -286,6 +286,23 @@ impl BatchNorm1d {
         if n < 2 {
             bail!("batch_norm: need more than one value per channel in training, got {dims:?}")
         }
+        if let (3, Some(w), Some(b), DType::F32 | DType::F64) =
+            (dims.len(), &self.weight, &self.bias, x.dtype())
+        {
+            // Fused path (see ops::batch_norm_train): same numbers, one op, fast backward.
+            let (y, mean, var) = super::batch_norm_train(x, w, b, self.config.eps)?;
+            let m = self.config.momentum;
+            let unbias = n as f64 / (n - 1) as f64;
+            let dev = x.device();
+            let sdt = self.running_mean.dtype();
+            let bmean = Tensor::from_vec(mean, self.num_features, dev)?.to_dtype(sdt)?;
+            let bvar = (Tensor::from_vec(var, self.num_features, dev)? * unbias)?.to_dtype(sdt)?;
+            let new_mean = ((self.running_mean.as_tensor() * (1.0 - m))? + (bmean * m)?)?;
+            let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (bvar * m)?)?;
+            self.running_mean.set(&new_mean)?;
+            self.running_var.set(&new_var)?;
+            return Ok(y);
+        }
         let reduce: Vec<usize> = if dims.len() == 3 { vec![0, 2] } else { vec![0] };
         let xf = if matches!(x.dtype(), DType::F16 | DType::BF16) {
             x.to_dtype(DType::F32)?

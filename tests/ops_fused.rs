@@ -1,0 +1,101 @@
+//! Fused ops (embedding + convolution, training-mode batch norm) equal their plain
+//! compositions, in values and gradients, and match central differences.
+
+use candle_core::{DType, Device, Tensor, Var};
+use genolm::ops::{conv1d, embed_conv1d};
+
+#[test]
+fn embed_conv_matches_embedding_then_conv() {
+    let dev = Device::Cpu;
+    for (pad, dil, k) in [(0, 1, 8), (3, 1, 7), (2, 2, 3), (0, 3, 2)] {
+        let (b, l, v, d, o) = (3, 20, 10, 5, 4);
+        let ids: Vec<u32> = (0..b * l).map(|i| ((i * 7 + i / 3) % v) as u32).collect();
+        let ids = Tensor::from_vec(ids, (b, l), &dev).unwrap();
+        let e = Var::randn(0f64, 1.0, (v, d), &dev).unwrap();
+        let w = Var::randn(0f64, 1.0, (o, d, k), &dev).unwrap();
+        let bias = Var::randn(0f64, 1.0, o, &dev).unwrap();
+        let fused = embed_conv1d(&ids, &e, &w, &bias, pad, dil).unwrap();
+        let emb = e
+            .as_tensor()
+            .index_select(&ids.flatten_all().unwrap(), 0)
+            .unwrap()
+            .reshape((b, l, d))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap();
+        let plain = conv1d(&emb, &w, Some(&bias), 1, pad, dil, 1).unwrap();
+        assert_eq!(fused.dims(), plain.dims());
+        let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f64>().unwrap() < 1e-10);
+        // Same gradients for embedding, kernel and bias under a non-trivial loss.
+        let probe = Tensor::randn(0f64, 1.0, fused.dims(), &dev).unwrap();
+        let gf = (&fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gp = (&plain * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        for var in [&e, &w, &bias] {
+            let a = gf.get(var.as_tensor()).unwrap();
+            let c = gp.get(var.as_tensor()).unwrap();
+            let diff = (a - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+            assert!(diff < 1e-9, "pad {pad} dil {dil} k {k}: gradient differs by {diff}");
+        }
+    }
+    let ids = Tensor::from_vec(vec![0u32, 11], (1, 2), &dev).unwrap();
+    let e = Tensor::zeros((10, 2), DType::F32, &dev).unwrap();
+    let w = Tensor::zeros((1, 2, 1), DType::F32, &dev).unwrap();
+    let b = Tensor::zeros(1, DType::F32, &dev).unwrap();
+    assert!(embed_conv1d(&ids, &e, &w, &b, 0, 1).is_err(), "out-of-range id must be an error");
+}
+
+#[test]
+fn fused_batch_norm_matches_composition_and_finite_differences() {
+    use genolm::ops::batch_norm_train;
+    let dev = Device::Cpu;
+    let x = Var::randn(0.5f64, 2.0, (4, 3, 7), &dev).unwrap();
+    let gamma = Var::randn(1f64, 0.3, 3, &dev).unwrap();
+    let beta = Var::randn(0f64, 0.3, 3, &dev).unwrap();
+    let eps = 1e-5;
+    let (y, mean, var) = batch_norm_train(&x, &gamma, &beta, eps).unwrap();
+    // Plain composition.
+    let m = x.as_tensor().mean_keepdim(&[0usize, 2][..]).unwrap();
+    let xc = x.as_tensor().broadcast_sub(&m).unwrap();
+    let v = xc.sqr().unwrap().mean_keepdim(&[0usize, 2][..]).unwrap();
+    let xn = xc.broadcast_div(&(v.clone() + eps).unwrap().sqrt().unwrap()).unwrap();
+    let reference = xn
+        .broadcast_mul(&gamma.as_tensor().reshape((1, 3, 1)).unwrap())
+        .unwrap()
+        .broadcast_add(&beta.as_tensor().reshape((1, 3, 1)).unwrap())
+        .unwrap();
+    let diff = (&y - &reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    assert!(diff < 1e-12, "{diff}");
+    let mv = m.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let vv = v.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    for c in 0..3 {
+        assert!((mean[c] - mv[c]).abs() < 1e-12 && (var[c] - vv[c]).abs() < 1e-12);
+    }
+    // Gradients: fused vs composed, and vs central differences, under a non-trivial loss.
+    let probe = Tensor::randn(0f64, 1.0, (4, 3, 7), &dev).unwrap();
+    let g1 = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let g2 = (&reference * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    for var in [&x, &gamma, &beta] {
+        let a = g1.get(var.as_tensor()).unwrap();
+        let b = g2.get(var.as_tensor()).unwrap();
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        assert!(d < 1e-10, "gradient differs by {d}");
+    }
+    let loss = |xv: &Tensor| {
+        let (y, _, _) = batch_norm_train(xv, &gamma, &beta, eps).unwrap();
+        (y * &probe).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+    };
+    let base = x.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let gx = g1.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    for i in [0usize, 17, 40, 83] {
+        let at = |d: f64| {
+            let mut v = base.clone();
+            v[i] += d;
+            loss(&Tensor::from_vec(v, (4, 3, 7), &dev).unwrap())
+        };
+        let num = (at(1e-6) - at(-1e-6)) / 2e-6;
+        assert!((num - gx[i]).abs() < 1e-6 * num.abs().max(1.0), "x[{i}]: {num} vs {}", gx[i]);
+    }
+}
