@@ -99,3 +99,25 @@ fn fused_batch_norm_matches_composition_and_finite_differences() {
         assert!((num - gx[i]).abs() < 1e-6 * num.abs().max(1.0), "x[{i}]: {num} vs {}", gx[i]);
     }
 }
+
+#[test]
+fn fused_gelu_matches_composed_tanh_gelu() {
+    let dev = Device::Cpu;
+    let x = Var::randn(0f64, 3.0, (5, 40), &dev).unwrap();
+    let a = genolm::ops::gelu_fused(&x).unwrap();
+    let b = genolm::ops::gelu_tanh(&x).unwrap();
+    let d = (&a - &b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    assert!(d < 1e-12, "{d}");
+    let probe = Tensor::randn(0f64, 1.0, (5, 40), &dev).unwrap();
+    let ga = (&a * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let gb = (&b * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let d = (ga.get(&x).unwrap() - gb.get(&x).unwrap())
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(d < 1e-10, "gradient differs by {d}");
+}

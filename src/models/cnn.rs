@@ -164,16 +164,16 @@ impl Backbone for DilatedCnn {
             )?,
             None => self.stem.forward(&self.embed.forward_channels_first(ids)?)?,
         };
-        let x = ops::gelu(&self.stem_bn.forward_t(&x, ctx.train)?)?;
+        let x = ops::gelu_fused(&self.stem_bn.forward_t(&x, ctx.train)?)?;
         let mut x = if self.cfg.pool > 1 {
             ops::max_pool1d(&x, self.cfg.pool)?
         } else {
             x
         };
         for b in &self.blocks {
-            let h = ops::gelu(&b.bn1.forward_t(&x, ctx.train)?)?;
+            let h = ops::gelu_fused(&b.bn1.forward_t(&x, ctx.train)?)?;
             let h = b.conv1.forward(&h)?;
-            let h = ops::gelu(&b.bn2.forward_t(&h, ctx.train)?)?;
+            let h = ops::gelu_fused(&b.bn2.forward_t(&h, ctx.train)?)?;
             let mut h = b.conv2.forward(&h)?;
             if ctx.train && self.cfg.dropout > 0.0 {
                 h = ops::dropout(&h, self.cfg.dropout, ctx.rng)?;

@@ -100,7 +100,7 @@ impl ClassifyHead {
         if let Some(hidden) = &self.hidden {
             h = ops::linear(&h, hidden.weight(), hidden.bias())?;
             if self.cfg.hidden_activation {
-                h = ops::gelu(&h)?;
+                h = ops::gelu_fused(&h)?;
             }
         }
         if ctx.train && self.cfg.dropout > 0.0 {

@@ -19,6 +19,7 @@ mod activation;
 mod bn_fused;
 mod conv1d;
 mod embed_conv;
+mod gelu_fused;
 mod linear;
 mod norm;
 mod pool;
@@ -28,6 +29,7 @@ pub use activation::{dropout, gelu, gelu_tanh, relu, sigmoid, silu};
 pub use conv1d::{conv1d, conv1d_composed, Conv1d, Conv1dConfig};
 pub use bn_fused::batch_norm_train;
 pub use embed_conv::embed_conv1d;
+pub use gelu_fused::gelu_fused;
 pub use linear::{linear, Linear};
 pub use norm::{layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, RmsNorm};
 pub use pool::{
