@@ -2,7 +2,9 @@
 //! batch norm, pooling and head parameter gets the gradient that central differences give.
 
 use candle_core::{DType, Device, Tensor};
-use genolm::models::{cnn, gb_cnn, BackboneConfig, Classifier, Ctx, HeadConfig, ModelConfig, Pooling, Weights};
+use genolm::models::{
+    cnn, gb_cnn, BackboneConfig, Classifier, Ctx, HeadConfig, ModelConfig, Pooling, Weights,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -12,13 +14,18 @@ fn check(cfg: ModelConfig, batch: usize) {
     let (p, b) = w.builders(3, DType::F64, &dev);
     let model = Classifier::new(&cfg, p, b).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let ids: Vec<u32> = (0..batch * cfg.seq_len).map(|_| rng.random_range(0..cfg.vocab_size as u32)).collect();
+    let ids: Vec<u32> = (0..batch * cfg.seq_len)
+        .map(|_| rng.random_range(0..cfg.vocab_size as u32))
+        .collect();
     let ids = Tensor::from_vec(ids, (batch, cfg.seq_len), &dev).unwrap();
     let y: Vec<u32> = (0..batch).map(|i| (i % cfg.num_classes) as u32).collect();
     let y = Tensor::from_vec(y, batch, &dev).unwrap();
     let loss_of = || {
         let mut r = ChaCha8Rng::seed_from_u64(0);
-        let mut ctx = Ctx { train: true, rng: &mut r };
+        let mut ctx = Ctx {
+            train: true,
+            rng: &mut r,
+        };
         genolm::ops::cross_entropy(&model.forward(&ids, &mut ctx).unwrap(), &y, None).unwrap()
     };
     let grads = loss_of().backward().unwrap();
@@ -39,24 +46,38 @@ fn check(cfg: ModelConfig, batch: usize) {
             .unwrap()
             .to_vec1::<f64>()
             .unwrap();
-        let base = var.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let base = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
         let n = base.len();
         for _ in 0..4.min(n) {
             let i = rng.random_range(0..n);
-            let mut at = |delta: f64| {
+            let at = |delta: f64| {
                 let mut v = base.clone();
                 v[i] += delta;
-                var.set(&Tensor::from_vec(v, var.shape(), &dev).unwrap()).unwrap();
+                var.set(&Tensor::from_vec(v, var.shape(), &dev).unwrap())
+                    .unwrap();
                 loss_of().to_scalar::<f64>().unwrap()
             };
             let num = (at(eps) - at(-eps)) / (2.0 * eps);
-            var.set(&Tensor::from_vec(base.clone(), var.shape(), &dev).unwrap()).unwrap();
+            var.set(&Tensor::from_vec(base.clone(), var.shape(), &dev).unwrap())
+                .unwrap();
             let err = (num - g[i]).abs() / (num.abs().max(g[i].abs()).max(1e-4));
             worst = worst.max(err);
-            assert!(err < 1e-4, "{name}[{i}]: analytic {} numeric {num} (rel err {err:.2e})", g[i]);
+            assert!(
+                err < 1e-4,
+                "{name}[{i}]: analytic {} numeric {num} (rel err {err:.2e})",
+                g[i]
+            );
         }
     }
-    eprintln!("worst relative error {worst:.2e} over {} parameters", vars.len());
+    eprintln!(
+        "worst relative error {worst:.2e} over {} parameters",
+        vars.len()
+    );
 }
 
 #[test]
@@ -67,8 +88,22 @@ fn gb_cnn_gradients_match_finite_differences() {
         kernel_size: 3,
         dropout: 0.0,
     });
-    let head = HeadConfig { pooling: Pooling::Flatten, hidden: 5, hidden_activation: false, dropout: 0.0 };
-    check(ModelConfig { vocab_size: 10, seq_len: 40, num_classes: 2, backbone, head }, 3);
+    let head = HeadConfig {
+        pooling: Pooling::Flatten,
+        hidden: 5,
+        hidden_activation: false,
+        dropout: 0.0,
+    };
+    check(
+        ModelConfig {
+            vocab_size: 10,
+            seq_len: 40,
+            num_classes: 2,
+            backbone,
+            head,
+        },
+        3,
+    );
 }
 
 #[test]
@@ -85,7 +120,21 @@ fn dilated_cnn_gradients_match_finite_differences() {
             max_dilation: 4,
             dropout: 0.0,
         });
-        let head = HeadConfig { pooling, hidden: 3, hidden_activation: true, dropout: 0.0 };
-        check(ModelConfig { vocab_size: 10, seq_len: 24, num_classes: 3, backbone, head }, 4);
+        let head = HeadConfig {
+            pooling,
+            hidden: 3,
+            hidden_activation: true,
+            dropout: 0.0,
+        };
+        check(
+            ModelConfig {
+                vocab_size: 10,
+                seq_len: 24,
+                num_classes: 3,
+                backbone,
+                head,
+            },
+            4,
+        );
     }
 }

@@ -31,20 +31,43 @@ fn embed_conv_matches_embedding_then_conv() {
         assert!(diff.to_scalar::<f64>().unwrap() < 1e-10);
         // Same gradients for embedding, kernel and bias under a non-trivial loss.
         let probe = Tensor::randn(0f64, 1.0, fused.dims(), &dev).unwrap();
-        let gf = (&fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-        let gp = (&plain * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gf = (&fused * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gp = (&plain * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         for var in [&e, &w, &bias] {
             let a = gf.get(var.as_tensor()).unwrap();
             let c = gp.get(var.as_tensor()).unwrap();
-            let diff = (a - c).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
-            assert!(diff < 1e-9, "pad {pad} dil {dil} k {k}: gradient differs by {diff}");
+            let diff = (a - c)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap();
+            assert!(
+                diff < 1e-9,
+                "pad {pad} dil {dil} k {k}: gradient differs by {diff}"
+            );
         }
     }
     let ids = Tensor::from_vec(vec![0u32, 11], (1, 2), &dev).unwrap();
     let e = Tensor::zeros((10, 2), DType::F32, &dev).unwrap();
     let w = Tensor::zeros((1, 2, 1), DType::F32, &dev).unwrap();
     let b = Tensor::zeros(1, DType::F32, &dev).unwrap();
-    assert!(embed_conv1d(&ids, &e, &w, &b, 0, 1).is_err(), "out-of-range id must be an error");
+    assert!(
+        embed_conv1d(&ids, &e, &w, &b, 0, 1).is_err(),
+        "out-of-range id must be an error"
+    );
 }
 
 #[test]
@@ -60,13 +83,22 @@ fn fused_batch_norm_matches_composition_and_finite_differences() {
     let m = x.as_tensor().mean_keepdim(&[0usize, 2][..]).unwrap();
     let xc = x.as_tensor().broadcast_sub(&m).unwrap();
     let v = xc.sqr().unwrap().mean_keepdim(&[0usize, 2][..]).unwrap();
-    let xn = xc.broadcast_div(&(v.clone() + eps).unwrap().sqrt().unwrap()).unwrap();
+    let xn = xc
+        .broadcast_div(&(v.clone() + eps).unwrap().sqrt().unwrap())
+        .unwrap();
     let reference = xn
         .broadcast_mul(&gamma.as_tensor().reshape((1, 3, 1)).unwrap())
         .unwrap()
         .broadcast_add(&beta.as_tensor().reshape((1, 3, 1)).unwrap())
         .unwrap();
-    let diff = (&y - &reference).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    let diff = (&y - &reference)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
     assert!(diff < 1e-12, "{diff}");
     let mv = m.flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let vv = v.flatten_all().unwrap().to_vec1::<f64>().unwrap();
@@ -75,20 +107,53 @@ fn fused_batch_norm_matches_composition_and_finite_differences() {
     }
     // Gradients: fused vs composed, and vs central differences, under a non-trivial loss.
     let probe = Tensor::randn(0f64, 1.0, (4, 3, 7), &dev).unwrap();
-    let g1 = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-    let g2 = (&reference * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let g1 = (&y * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g2 = (&reference * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     for var in [&x, &gamma, &beta] {
         let a = g1.get(var.as_tensor()).unwrap();
         let b = g2.get(var.as_tensor()).unwrap();
-        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
         assert!(d < 1e-10, "gradient differs by {d}");
     }
     let loss = |xv: &Tensor| {
         let (y, _, _) = batch_norm_train(xv, &gamma, &beta, eps).unwrap();
-        (y * &probe).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap()
+        (y * &probe)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
     };
-    let base = x.as_tensor().flatten_all().unwrap().to_vec1::<f64>().unwrap();
-    let gx = g1.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let base = x
+        .as_tensor()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let gx = g1
+        .get(x.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
     for i in [0usize, 17, 40, 83] {
         let at = |d: f64| {
             let mut v = base.clone();
@@ -96,7 +161,11 @@ fn fused_batch_norm_matches_composition_and_finite_differences() {
             loss(&Tensor::from_vec(v, (4, 3, 7), &dev).unwrap())
         };
         let num = (at(1e-6) - at(-1e-6)) / 2e-6;
-        assert!((num - gx[i]).abs() < 1e-6 * num.abs().max(1.0), "x[{i}]: {num} vs {}", gx[i]);
+        assert!(
+            (num - gx[i]).abs() < 1e-6 * num.abs().max(1.0),
+            "x[{i}]: {num} vs {}",
+            gx[i]
+        );
     }
 }
 
@@ -106,11 +175,28 @@ fn fused_gelu_matches_composed_tanh_gelu() {
     let x = Var::randn(0f64, 3.0, (5, 40), &dev).unwrap();
     let a = genolm::ops::gelu_fused(&x).unwrap();
     let b = genolm::ops::gelu_tanh(&x).unwrap();
-    let d = (&a - &b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f64>().unwrap();
+    let d = (&a - &b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
     assert!(d < 1e-12, "{d}");
     let probe = Tensor::randn(0f64, 1.0, (5, 40), &dev).unwrap();
-    let ga = (&a * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-    let gb = (&b * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+    let ga = (&a * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let gb = (&b * &probe)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     let d = (ga.get(&x).unwrap() - gb.get(&x).unwrap())
         .unwrap()
         .abs()

@@ -38,8 +38,24 @@ fn genolm(args: &[&str]) -> Output {
 
 fn train_args<'a>(spec: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec![
-        "--threads", "2", "train", "--model", "gb-cnn", "--train", spec, "--out", out,
-        "--epochs", "3", "--batch-size", "32", "--seed", "11", "--quiet", "--patience", "0",
+        "--threads",
+        "2",
+        "train",
+        "--model",
+        "gb-cnn",
+        "--train",
+        spec,
+        "--out",
+        out,
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--seed",
+        "11",
+        "--quiet",
+        "--patience",
+        "0",
     ];
     v.extend_from_slice(extra);
     v
@@ -81,7 +97,9 @@ fn same_seed_same_numbers_and_complete_run_dir() {
         let v = r[k].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&v.abs()), "{k} = {v}");
     }
-    assert!(std::fs::read_to_string(a.join("command.txt")).unwrap().contains("--seed 11"));
+    assert!(std::fs::read_to_string(a.join("command.txt"))
+        .unwrap()
+        .contains("--seed 11"));
     // A different seed gives different weights.
     let c = tmp.path().join("c");
     let c_s = c.to_string_lossy().to_string();
@@ -94,19 +112,36 @@ fn same_seed_same_numbers_and_complete_run_dir() {
         std::fs::read(c.join("model.safetensors")).unwrap()
     );
     // eval on the validation-size data agrees with itself and prints the plain metric names.
-    let o = genolm(&["eval", "--model", &a.to_string_lossy(), "--data", &spec, "--json"]);
+    let o = genolm(&[
+        "eval",
+        "--model",
+        &a.to_string_lossy(),
+        "--data",
+        &spec,
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(m["auroc"].as_f64().unwrap() > 0.5);
     // predict writes one row per record with probabilities summing to 1.
     let fa = spec.split(',').next().unwrap().split('=').nth(1).unwrap();
-    let o = genolm(&["predict", "--model", &a.to_string_lossy(), "--rc-average", fa]);
+    let o = genolm(&[
+        "predict",
+        "--model",
+        &a.to_string_lossy(),
+        "--rc-average",
+        fa,
+    ]);
     assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
     let rows: Vec<&str> = text.lines().collect();
     assert_eq!(rows[0], "name\tp_distal\tp_proximal");
     assert_eq!(rows.len(), 151);
-    let p: Vec<f64> = rows[1].split('\t').skip(1).map(|x| x.parse().unwrap()).collect();
+    let p: Vec<f64> = rows[1]
+        .split('\t')
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
     assert!((p[0] + p[1] - 1.0).abs() < 1e-4);
 }
 
@@ -142,8 +177,15 @@ fn killed_run_resumes_to_identical_metrics() {
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(!part.join("report.json").exists(), "killed too late to test resume");
-    let o = genolm(&train_args(&spec, &part_s, &[extra[0], extra[1], "--resume"]));
+    assert!(
+        !part.join("report.json").exists(),
+        "killed too late to test resume"
+    );
+    let o = genolm(&train_args(
+        &spec,
+        &part_s,
+        &[extra[0], extra[1], "--resume"],
+    ));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(report(&full), report(&part));
     assert_eq!(
@@ -162,7 +204,11 @@ fn expect_error(args: &[&str], needle: &str) {
     assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{args:?}: {err}");
-    assert!(lines[0].contains(needle), "{args:?}: want '{needle}' in {}", lines[0]);
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: want '{needle}' in {}",
+        lines[0]
+    );
     assert!(!err.contains("panicked"));
 }
 
@@ -172,10 +218,26 @@ fn bad_configs_and_data_give_one_line_and_exit_2() {
     let spec = small_demo(tmp.path(), 20);
     let out = tmp.path().join("o").to_string_lossy().to_string();
     let mal = root().join("tests/malformed/classify");
-    expect_error(&["train", "--model", "resnet9000", "--train", &spec, "--out", &out], "resnet9000");
-    expect_error(&["train", "--task", "dance", "--train", &spec, "--out", &out], "dance");
     expect_error(
-        &["train", "--train", &spec, "--out", &out, "--metric", "vibes"],
+        &[
+            "train",
+            "--model",
+            "resnet9000",
+            "--train",
+            &spec,
+            "--out",
+            &out,
+        ],
+        "resnet9000",
+    );
+    expect_error(
+        &["train", "--task", "dance", "--train", &spec, "--out", &out],
+        "dance",
+    );
+    expect_error(
+        &[
+            "train", "--train", &spec, "--out", &out, "--metric", "vibes",
+        ],
         "vibes",
     );
     for f in std::fs::read_dir(&mal).unwrap() {
@@ -199,7 +261,15 @@ fn bad_configs_and_data_give_one_line_and_exit_2() {
     }
     std::fs::write(&short, text).unwrap();
     expect_error(
-        &["train", "--model", "gb-cnn", "--train", &short.to_string_lossy(), "--out", &out],
+        &[
+            "train",
+            "--model",
+            "gb-cnn",
+            "--train",
+            &short.to_string_lossy(),
+            "--out",
+            &out,
+        ],
         "cannot take sequences of 20",
     );
     // Mixed lengths name the offending record.
@@ -211,9 +281,26 @@ fn bad_configs_and_data_give_one_line_and_exit_2() {
     }
     std::fs::write(&mixed, text).unwrap();
     expect_error(
-        &["train", "--model", "cnn", "--train", &mixed.to_string_lossy(), "--out", &out],
+        &[
+            "train",
+            "--model",
+            "cnn",
+            "--train",
+            &mixed.to_string_lossy(),
+            "--out",
+            &out,
+        ],
         "mixed.csv:19",
     );
     // A run directory that is not one.
-    expect_error(&["eval", "--model", &tmp.path().to_string_lossy(), "--data", &spec], "not a genolm run");
+    expect_error(
+        &[
+            "eval",
+            "--model",
+            &tmp.path().to_string_lossy(),
+            "--data",
+            &spec,
+        ],
+        "not a genolm run",
+    );
 }

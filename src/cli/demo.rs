@@ -1,8 +1,9 @@
 //! `genolm demo`: the main job on the embedded demo set (fly promoter-proximal vs distal windows).
 //!
 //! Reads both classes, reports their statistics, tokenizes them with every tokenizer genolm
-//! ships, checks that reverse-complement augmentation round-trips, and scores the simplest
-//! training-free baseline (GC content) by AUROC. Training jobs build on this (see the README).
+//! ships, checks that reverse-complement augmentation round-trips, scores the simplest
+//! training-free baseline (GC content) by AUROC, then trains a classifier on a seeded stratified
+//! 80/20 split and reports its held-out test metrics (run directory in `--out`).
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -24,7 +25,7 @@ const SHIPPED_BPE: &str = include_str!("../../tokenizers/dna_bpe_4096.json");
 /// Arguments of `genolm demo`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  genolm demo\n  genolm demo --json --seed 7\n  genolm demo --positive my_promoters.fa --negative my_background.fa"
+    after_help = "Example:\n  genolm demo\n  genolm demo --json --seed 7 --model cnn --out runs/demo-cnn\n  genolm demo --positive my_promoters.fa --negative my_background.fa"
 )]
 pub struct Args {
     /// Positive-class FASTA (default: the embedded fly promoter-proximal windows).
@@ -39,9 +40,18 @@ pub struct Args {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Also write the JSON report to this file.
+    /// Run directory of the training job (the demo report is written there as demo.json).
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    /// Model to train (`gb-cnn`, `cnn`).
+    #[arg(long, default_value = "gb-cnn")]
+    pub model: String,
+    /// Training epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Skip the training job (statistics and tokenizers only).
     #[arg(long)]
-    pub out: Option<PathBuf>,
+    pub no_train: bool,
 }
 
 /// Summary of one tokenizer on the demo set.
@@ -82,6 +92,8 @@ pub struct DemoReport {
     pub rc_roundtrip_ok: usize,
     /// One row per tokenizer.
     pub tokenizers: Vec<TokenizerSummary>,
+    /// Held-out test metrics of the trained model (absent with `--no-train`).
+    pub test: Option<serde_json::Value>,
 }
 
 fn load(path: &Option<String>, embedded: &'static [u8], label: &str) -> Result<Vec<Record>> {
@@ -196,15 +208,66 @@ pub fn demo(args: &Args) -> Result<DemoReport> {
         gc_auroc: auroc(&gp, &gn),
         rc_roundtrip_ok: rc_ok,
         tokenizers,
+        test: if args.no_train {
+            None
+        } else {
+            Some(train_job(args, &pos, &neg)?)
+        },
     })
+}
+
+#[derive(clap::Parser)]
+struct TrainWrap {
+    #[command(flatten)]
+    a: crate::cli::train::Args,
+}
+
+/// Train on a seeded stratified 80/20 split; returns the test report.
+fn train_job(args: &Args, pos: &[Record], neg: &[Record]) -> Result<serde_json::Value> {
+    use clap::Parser;
+    let seqs: Vec<Vec<u8>> = neg
+        .iter()
+        .chain(pos)
+        .map(|r| r.seq.to_ascii_uppercase())
+        .collect();
+    let labels: Vec<u32> = (0..neg.len())
+        .map(|_| 0)
+        .chain((0..pos.len()).map(|_| 1))
+        .collect();
+    let classes = vec!["distal".to_string(), "proximal".to_string()];
+    let all = crate::data::LabeledSet::from_vecs(seqs, labels, classes, "demo")?;
+    let split = crate::data::folds::stratified_holdout(&all.labels, 0.2, args.seed)?;
+    let (rest, test) = all.split(&split);
+    let hold = crate::data::folds::stratified_holdout(&rest.labels, 0.1, args.seed)?;
+    let (train, valid) = rest.split(&hold);
+    let argv = [
+        "train".to_string(),
+        "--train".into(),
+        "embedded demo set".into(),
+        "--out".into(),
+        args.out.display().to_string(),
+        "--model".into(),
+        args.model.clone(),
+        "--epochs".into(),
+        args.epochs.to_string(),
+        "--seed".into(),
+        args.seed.to_string(),
+        "--patience".into(),
+        "0".into(),
+    ];
+    let targs = TrainWrap::try_parse_from(argv)
+        .map_err(|e| Error::input(crate::error::one_line(&e.to_string())))?
+        .a;
+    Ok(crate::cli::train::run_sets(&targs, &train, &valid, Some(&test))?.report)
 }
 
 /// Run `genolm demo`.
 pub fn run(args: Args) -> Result<()> {
     let r = demo(&args)?;
     let json = serde_json::to_string_pretty(&r).map_err(|e| Error::Internal(e.to_string()))?;
-    if let Some(out) = &args.out {
-        crate::io::write_atomic(out, |w| {
+    if !args.no_train {
+        let out = args.out.join("demo.json");
+        crate::io::write_atomic(&out, |w| {
             w.write_all(json.as_bytes())
                 .map_err(|e| Error::io(out.display(), e))
         })?;
@@ -245,6 +308,23 @@ pub fn run(args: Args) -> Result<()> {
             "  {:<w$}  {:>6}  {:>10.1}  {:>11.2}  {:>8}",
             t.spec, t.vocab_size, t.tokens_per_seq, t.bases_per_token, t.lossless_records
         );
+    }
+    if let Some(t) = &r.test {
+        let fig = |k: &str| t.get(k).and_then(|v| v.as_f64()).unwrap_or(f64::NAN);
+        println!(
+            "  {} trained {} epochs on {} examples; held-out test ({} examples): accuracy {:.4}, \
+             F1 {:.4}, MCC {:.4}, AUROC {:.4}, AUPRC {:.4}",
+            args.model,
+            args.epochs,
+            t["n_train"],
+            t["n_test"],
+            fig("accuracy"),
+            fig("f1"),
+            fig("mcc"),
+            fig("auroc"),
+            fig("auprc")
+        );
+        println!("  run directory: {}", args.out.display());
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ Examples:
   genolm tokenize --tokenizer kmer:3:1 --add-special reads.fa
   genolm tokenize --tokenizer bpe:tokenizers/dna_bpe_4096.json promoters.fa > ids.jsonl")]
 pub struct Args {
-    /// Tokenizer spec: onehot, char, kmer:K[:STRIDE[:TAIL]] or bpe:PATH.
+    /// Tokenizer spec: onehot, char, kmer:K (or kmer:K:STRIDE, kmer:K:STRIDE:TAIL) or bpe:PATH.
     #[arg(long, short = 't', value_name = "SPEC")]
     pub tokenizer: String,
     /// FASTA input: plain, gzip or BGZF; `-` reads stdin.
@@ -41,7 +41,7 @@ pub struct Args {
     /// Write JSONL here (atomically) instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
-    /// Wrap each record's ids in [CLS] ... [SEP] (BPE: the file's post-processor).
+    /// Wrap each record's ids in `[CLS]` ... `[SEP]` (BPE: the file's post-processor).
     #[arg(long)]
     pub add_special: bool,
 }

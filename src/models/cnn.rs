@@ -39,10 +39,10 @@ impl Default for Config {
         Config {
             embedding_dim: 16,
             width: 64,
-            depth: 6,
+            depth: 5,
             stem_kernel: 15,
             kernel_size: 5,
-            pool: 2,
+            pool: 4,
             dilation_rate: 2,
             max_dilation: 16,
             dropout: 0.1,
@@ -162,7 +162,9 @@ impl Backbone for DilatedCnn {
                 (self.cfg.stem_kernel - 1) / 2,
                 1,
             )?,
-            None => self.stem.forward(&self.embed.forward_channels_first(ids)?)?,
+            None => self
+                .stem
+                .forward(&self.embed.forward_channels_first(ids)?)?,
         };
         let x = ops::gelu_fused(&self.stem_bn.forward_t(&x, ctx.train)?)?;
         let mut x = if self.cfg.pool > 1 {

@@ -94,10 +94,9 @@ impl Backbone for GbCnn {
                 (None, 0, Some(bias)) => {
                     ops::embed_conv1d(ids, self.embed.weight(), b.conv.weight(), bias, 0, 1)?
                 }
-                (None, _, _) => candle_core::Module::forward(
-                    &b.conv,
-                    &self.embed.forward_channels_first(ids)?,
-                )?,
+                (None, _, _) => {
+                    candle_core::Module::forward(&b.conv, &self.embed.forward_channels_first(ids)?)?
+                }
                 (Some(x), _, _) => candle_core::Module::forward(&b.conv, x)?,
             };
             let mut y = candle_core::ModuleT::forward_t(&b.bn, &y, ctx.train)?;

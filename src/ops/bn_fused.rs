@@ -62,17 +62,19 @@ fn fwd<T: Float>(x: &[T], gamma: &[T], beta: &[T], g: &Geom) -> Vec<T> {
     let st = stats(x, g);
     let mut y = vec![T::of(0.0); x.len()];
     // Parallel over batch rows; each (b, c) row is written by one task.
-    y.par_chunks_mut(g.c * g.l).enumerate().for_each(|(bi, yb)| {
-        for c in 0..g.c {
-            let (mean, var) = st[c];
-            let inv = 1.0 / (var + g.eps).sqrt();
-            let (ga, be) = (gamma[c].into(), beta[c].into());
-            let xs = &x[(bi * g.c + c) * g.l..(bi * g.c + c + 1) * g.l];
-            for (o, &v) in yb[c * g.l..(c + 1) * g.l].iter_mut().zip(xs) {
-                *o = T::of(ga * (v.into() - mean) * inv + be);
+    y.par_chunks_mut(g.c * g.l)
+        .enumerate()
+        .for_each(|(bi, yb)| {
+            for c in 0..g.c {
+                let (mean, var) = st[c];
+                let inv = 1.0 / (var + g.eps).sqrt();
+                let (ga, be) = (gamma[c].into(), beta[c].into());
+                let xs = &x[(bi * g.c + c) * g.l..(bi * g.c + c + 1) * g.l];
+                for (o, &v) in yb[c * g.l..(c + 1) * g.l].iter_mut().zip(xs) {
+                    *o = T::of(ga * (v.into() - mean) * inv + be);
+                }
             }
-        }
-    });
+        });
     y
 }
 
@@ -98,19 +100,25 @@ fn bwd<T: Float>(x: &[T], gamma: &[T], dy: &[T], g: &Geom) -> (Vec<T>, Vec<T>, V
         })
         .collect();
     let mut dx = vec![T::of(0.0); x.len()];
-    dx.par_chunks_mut(g.c * g.l).enumerate().for_each(|(bi, db)| {
-        for c in 0..g.c {
-            let (mean, var) = st[c];
-            let inv = 1.0 / (var + g.eps).sqrt();
-            let (sd, sdx) = sums[c];
-            let k = gamma[c].into() * inv / n;
-            let r = (bi * g.c + c) * g.l..(bi * g.c + c + 1) * g.l;
-            for ((o, &d), &v) in db[c * g.l..(c + 1) * g.l].iter_mut().zip(&dy[r.clone()]).zip(&x[r]) {
-                let xh = (v.into() - mean) * inv;
-                *o = T::of(k * (n * d.into() - sd - xh * sdx));
+    dx.par_chunks_mut(g.c * g.l)
+        .enumerate()
+        .for_each(|(bi, db)| {
+            for c in 0..g.c {
+                let (mean, var) = st[c];
+                let inv = 1.0 / (var + g.eps).sqrt();
+                let (sd, sdx) = sums[c];
+                let k = gamma[c].into() * inv / n;
+                let r = (bi * g.c + c) * g.l..(bi * g.c + c + 1) * g.l;
+                for ((o, &d), &v) in db[c * g.l..(c + 1) * g.l]
+                    .iter_mut()
+                    .zip(&dy[r.clone()])
+                    .zip(&x[r])
+                {
+                    let xh = (v.into() - mean) * inv;
+                    *o = T::of(k * (n * d.into() - sd - xh * sdx));
+                }
             }
-        }
-    });
+        });
     let dgamma = sums.iter().map(|s| T::of(s.1)).collect();
     let dbeta = sums.iter().map(|s| T::of(s.0)).collect();
     (dx, dgamma, dbeta)
@@ -200,7 +208,11 @@ pub fn batch_norm_train(
 ) -> Result<(Tensor, Vec<f64>, Vec<f64>)> {
     let (b, c, l) = x.dims3()?;
     if gamma.dims() != [c] || beta.dims() != [c] {
-        bail!("batch_norm_train: gamma/beta must be ({c}), got {:?} {:?}", gamma.dims(), beta.dims())
+        bail!(
+            "batch_norm_train: gamma/beta must be ({c}), got {:?} {:?}",
+            gamma.dims(),
+            beta.dims()
+        )
     }
     let g = Geom { b, c, l, eps };
     let x = x.contiguous()?;
@@ -210,5 +222,9 @@ pub fn batch_norm_train(
         other => bail!("batch_norm_train: unsupported dtype {other:?}"),
     };
     let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, BnOp(g))?;
-    Ok((y, st.iter().map(|s| s.0).collect(), st.iter().map(|s| s.1).collect()))
+    Ok((
+        y,
+        st.iter().map(|s| s.0).collect(),
+        st.iter().map(|s| s.1).collect(),
+    ))
 }

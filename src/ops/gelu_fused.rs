@@ -47,7 +47,9 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let out = match s {
-            CpuStorage::F32(x) => CpuStorage::F32(map(contiguous_slice(x, l, self.name())?, value32)),
+            CpuStorage::F32(x) => {
+                CpuStorage::F32(map(contiguous_slice(x, l, self.name())?, value32))
+            }
             CpuStorage::F64(x) => {
                 CpuStorage::F64(map(contiguous_slice(x, l, self.name())?, value64))
             }
@@ -69,7 +71,9 @@ impl CustomOp1 for GeluGrad {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let out = match s {
-            CpuStorage::F32(x) => CpuStorage::F32(map(contiguous_slice(x, l, self.name())?, derivative32)),
+            CpuStorage::F32(x) => {
+                CpuStorage::F32(map(contiguous_slice(x, l, self.name())?, derivative32))
+            }
             CpuStorage::F64(x) => {
                 CpuStorage::F64(map(contiguous_slice(x, l, self.name())?, derivative64))
             }

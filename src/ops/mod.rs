@@ -26,8 +26,8 @@ mod pool;
 mod softmax;
 
 pub use activation::{dropout, gelu, gelu_tanh, relu, sigmoid, silu};
-pub use conv1d::{conv1d, conv1d_composed, Conv1d, Conv1dConfig};
 pub use bn_fused::batch_norm_train;
+pub use conv1d::{conv1d, conv1d_composed, Conv1d, Conv1dConfig};
 pub use embed_conv::embed_conv1d;
 pub use gelu_fused::gelu_fused;
 pub use linear::{linear, Linear};

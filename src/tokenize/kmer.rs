@@ -174,12 +174,14 @@ impl Kmer {
             )));
         }
         let start = out.len();
-        out.resize(start + n, 0);
-        let dst = &mut out[start..];
-        if n > 0 {
-            if self.stride == 1 {
-                self.windows_stride1(seq, dst);
-            } else if self.stride < self.k {
+        if n > 0 && self.stride == 1 {
+            // Written by `extend`, so the output is not zero-filled first (the encoder is
+            // bound by stores: 4 output bytes per input base).
+            self.extend_stride1(seq, n, out);
+        } else if n > 0 {
+            out.resize(start + n, 0);
+            let dst = &mut out[start..];
+            if self.stride < self.k {
                 self.windows_strided(seq, dst);
             } else {
                 self.windows_disjoint(seq, dst);
@@ -201,13 +203,9 @@ impl Kmer {
         Ok(())
     }
 
-    /// Overlapping windows (stride 1): one rolling code update per base.
-    ///
-    /// The running code is an unmasked `u64`, so the loop-carried dependency is one shift-or;
-    /// windows holding a non-ACGT base are set to `[UNK]` in a second pass, run only when the
-    /// first pass saw such a base.
+    /// Overlapping windows (stride 1) appended to `out`: one rolling code update per base.
     #[inline]
-    fn windows_stride1(&self, seq: &[u8], dst: &mut [u32]) {
+    fn extend_stride1(&self, seq: &[u8], n: usize, out: &mut Vec<u32>) {
         let k = self.k;
         let mask = (self.n_kmers() - 1) as u64;
         let mut acc = 0u64;
@@ -217,14 +215,16 @@ impl Kmer {
             acc = (acc << 2) | (c & 3);
             bad |= c;
         }
-        for (&b, d) in seq[k - 1..].iter().zip(dst.iter_mut()) {
+        let start = out.len();
+        out.reserve(n);
+        out.extend(seq[k - 1..k - 1 + n].iter().map(|&b| {
             let c = BASE_CODE[b as usize] as u64;
             acc = (acc << 2) | (c & 3);
             bad |= c;
-            *d = (acc & mask) as u32 + N_SPECIAL;
-        }
+            (acc & mask) as u32 + N_SPECIAL
+        }));
         if bad & 4 != 0 {
-            // Window j covers bases j..j+k: poison the windows around each non-ACGT base.
+            let dst = &mut out[start..];
             for (i, &b) in seq.iter().enumerate() {
                 if BASE_CODE[b as usize] == 4 {
                     let lo = i.saturating_sub(k - 1);
