@@ -203,36 +203,30 @@ impl Kmer {
         Ok(())
     }
 
-    /// Overlapping windows (stride 1) appended to `out`: one rolling code update per base.
+    /// Overlapping windows (stride 1) appended to `out` in one pass: a rolling 2-bit code and a
+    /// count of consecutive A/C/G/T bases, so a window holding any other base becomes `[UNK]`
+    /// without a second pass.
     #[inline]
     fn extend_stride1(&self, seq: &[u8], n: usize, out: &mut Vec<u32>) {
-        let k = self.k;
+        let k = self.k as u32;
         let mask = (self.n_kmers() - 1) as u64;
-        let mut acc = 0u64;
-        let mut bad = 0u64;
-        for &b in &seq[..k - 1] {
+        // (code, consecutive ACGT bases ending here)
+        let step = |(acc, run): (u64, u32), b: u8| {
             let c = BASE_CODE[b as usize] as u64;
-            acc = (acc << 2) | (c & 3);
-            bad |= c;
-        }
-        let start = out.len();
+            let run = if c == 4 { 0 } else { run.saturating_add(1) };
+            ((acc << 2) | (c & 3), run)
+        };
+        let mut st = seq[..self.k - 1].iter().fold((0u64, 0u32), |s, &b| step(s, b));
         out.reserve(n);
-        out.extend(seq[k - 1..k - 1 + n].iter().map(|&b| {
-            let c = BASE_CODE[b as usize] as u64;
-            acc = (acc << 2) | (c & 3);
-            bad |= c;
-            (acc & mask) as u32 + N_SPECIAL
-        }));
-        if bad & 4 != 0 {
-            let dst = &mut out[start..];
-            for (i, &b) in seq.iter().enumerate() {
-                if BASE_CODE[b as usize] == 4 {
-                    let lo = i.saturating_sub(k - 1);
-                    let hi = i.min(dst.len() - 1);
-                    dst[lo..=hi].fill(UNK);
-                }
+        out.extend(seq[self.k - 1..self.k - 1 + n].iter().map(|&b| {
+            st = step(st, b);
+            let (acc, run) = st;
+            if run >= k {
+                (acc & mask) as u32 + N_SPECIAL
+            } else {
+                UNK
             }
-        }
+        }));
     }
 
     /// Overlapping windows every `stride` bases (1 < stride < k): each base is shifted in once,
