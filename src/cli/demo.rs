@@ -113,32 +113,6 @@ fn load(path: &Option<String>, embedded: &'static [u8], label: &str) -> Result<V
     Ok(recs)
 }
 
-/// AUROC of `scores` for positives vs negatives (ties count one half), by the rank-sum formula.
-pub fn auroc(pos: &[f64], neg: &[f64]) -> f64 {
-    let mut all: Vec<(f64, bool)> = pos
-        .iter()
-        .map(|&s| (s, true))
-        .chain(neg.iter().map(|&s| (s, false)))
-        .collect();
-    all.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut rank_sum = 0.0;
-    let mut i = 0;
-    while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            j += 1;
-        }
-        let mid = (i + j + 1) as f64 / 2.0; // mean 1-based rank of the tie group
-        rank_sum += mid * all[i..j].iter().filter(|x| x.1).count() as f64;
-        i = j;
-    }
-    let (np, nn) = (pos.len() as f64, neg.len() as f64);
-    if np == 0.0 || nn == 0.0 {
-        return 0.5;
-    }
-    (rank_sum - np * (np + 1.0) / 2.0) / (np * nn)
-}
-
 fn summarize(tok: &dyn Tokenizer, recs: &[&Record]) -> Result<TokenizerSummary> {
     let seqs: Vec<Vec<u8>> = recs.iter().map(|r| r.seq.to_ascii_uppercase()).collect();
     let refs: Vec<&[u8]> = seqs.iter().map(Vec::as_slice).collect();
@@ -205,7 +179,11 @@ pub fn demo(args: &Args) -> Result<DemoReport> {
         negative_gc: mean(&gn),
         positive_softmask: soft(&pos),
         negative_softmask: soft(&neg),
-        gc_auroc: auroc(&gp, &gn),
+        gc_auroc: {
+            let scores: Vec<f64> = gp.iter().chain(&gn).copied().collect();
+            let labels: Vec<u32> = gp.iter().map(|_| 1).chain(gn.iter().map(|_| 0)).collect();
+            crate::train::metrics::auroc(&scores, &labels)
+        },
         rc_roundtrip_ok: rc_ok,
         tokenizers,
         test: if args.no_train {
@@ -327,18 +305,4 @@ pub fn run(args: Args) -> Result<()> {
         println!("  run directory: {}", args.out.display());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn auroc_by_hand() {
-        assert_eq!(auroc(&[3.0, 4.0], &[1.0, 2.0]), 1.0);
-        assert_eq!(auroc(&[1.0, 2.0], &[3.0, 4.0]), 0.0);
-        assert_eq!(auroc(&[1.0], &[1.0]), 0.5);
-        // pos {0.8, 0.4}, neg {0.5, 0.1}: pairs won 3 of 4.
-        assert!((auroc(&[0.8, 0.4], &[0.5, 0.1]) - 0.75).abs() < 1e-12);
-    }
 }

@@ -250,6 +250,17 @@ pub fn auprc<S: Copy + Into<f64>>(scores: &[S], labels: &[u32]) -> f64 {
     Ranked::new(scores, labels).auprc()
 }
 
+/// Scores sorted descending (NaN lowest, −0.0 = 0.0), grouped into runs of equal score:
+/// `(positives, negatives)` per run, then the totals of positives and negatives. The one ranking
+/// behind AUROC, AUPRC and the ROC/PR curves of [`crate::train::plot`].
+///
+/// # Panics
+/// If `scores` and `labels` differ in length.
+pub fn ranked_groups<S: Copy + Into<f64>>(scores: &[S], labels: &[u32]) -> (Vec<(u64, u64)>, u64, u64) {
+    let r = Ranked::new(scores, labels);
+    (r.groups, r.pos, r.neg)
+}
+
 /// Scores sorted descending, grouped into runs of equal score: (positives, negatives) per run.
 struct Ranked {
     groups: Vec<(u64, u64)>,

@@ -214,48 +214,9 @@ pub fn roc_pr_svg(scores: &[f64], labels: &[u32], auroc: f64, auprc: f64) -> Str
     out
 }
 
-/// Scores sorted descending (NaN lowest, −0.0 = 0.0) and grouped by equal score:
-/// `(positives, negatives)` per group, then the totals.
+/// Scores ranked and grouped by equal score (see [`crate::train::metrics::ranked_groups`]).
 fn ranked(scores: &[f64], labels: &[u32]) -> (Vec<(u64, u64)>, u64, u64) {
-    assert_eq!(
-        scores.len(),
-        labels.len(),
-        "plot: scores have {} entries but labels have {}",
-        scores.len(),
-        labels.len()
-    );
-    let mut v: Vec<(f64, bool)> = scores
-        .iter()
-        .zip(labels)
-        .map(|(&s, &y)| {
-            (
-                if s.is_nan() {
-                    f64::NEG_INFINITY
-                } else {
-                    s + 0.0
-                },
-                y != 0,
-            )
-        })
-        .collect();
-    v.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let mut groups: Vec<(u64, u64)> = Vec::new();
-    let mut last = None;
-    for (s, y) in v {
-        if last != Some(s) {
-            groups.push((0, 0));
-            last = Some(s);
-        }
-        let g = groups.last_mut().expect("a group was just pushed");
-        if y {
-            g.0 += 1;
-        } else {
-            g.1 += 1;
-        }
-    }
-    let pos = groups.iter().map(|g| g.0).sum();
-    let neg = groups.iter().map(|g| g.1).sum();
-    (groups, pos, neg)
+    crate::train::metrics::ranked_groups(scores, labels)
 }
 
 // ---------------------------------------------------------------------------------------------
