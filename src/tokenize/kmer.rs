@@ -216,7 +216,9 @@ impl Kmer {
             let run = if c == 4 { 0 } else { run.saturating_add(1) };
             ((acc << 2) | (c & 3), run)
         };
-        let mut st = seq[..self.k - 1].iter().fold((0u64, 0u32), |s, &b| step(s, b));
+        let mut st = seq[..self.k - 1]
+            .iter()
+            .fold((0u64, 0u32), |s, &b| step(s, b));
         out.reserve(n);
         out.extend(seq[self.k - 1..self.k - 1 + n].iter().map(|&b| {
             st = step(st, b);

@@ -256,7 +256,10 @@ pub fn auprc<S: Copy + Into<f64>>(scores: &[S], labels: &[u32]) -> f64 {
 ///
 /// # Panics
 /// If `scores` and `labels` differ in length.
-pub fn ranked_groups<S: Copy + Into<f64>>(scores: &[S], labels: &[u32]) -> (Vec<(u64, u64)>, u64, u64) {
+pub fn ranked_groups<S: Copy + Into<f64>>(
+    scores: &[S],
+    labels: &[u32],
+) -> (Vec<(u64, u64)>, u64, u64) {
     let r = Ranked::new(scores, labels);
     (r.groups, r.pos, r.neg)
 }
