@@ -138,3 +138,77 @@ fn dilated_cnn_gradients_match_finite_differences() {
         );
     }
 }
+
+#[test]
+fn segment_head_on_dilated_cnn_gradients_match_finite_differences() {
+    use genolm::models::{Backbone, SegmentHead};
+    let dev = Device::Cpu;
+    let cfg = cnn::Config {
+        embedding_dim: 3,
+        width: 4,
+        depth: 2,
+        stem_kernel: 3,
+        kernel_size: 3,
+        pool: 3,
+        dilation_rate: 2,
+        max_dilation: 2,
+        dropout: 0.0,
+    };
+    let w = Weights::new();
+    let (p, b) = w.builders(9, DType::F64, &dev);
+    let backbone = cnn::DilatedCnn::new(&cfg, 10, p.pp("backbone"), b.pp("backbone")).unwrap();
+    let head = SegmentHead::new(4, 3, 5, cfg.pool, p.pp("head")).unwrap();
+    let (bsz, len) = (2, 20); // 20 / 3 = 6 positions → upsampled to 18, last repeated to 20
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let ids: Vec<u32> = (0..bsz * len).map(|_| rng.random_range(0..10)).collect();
+    let ids = Tensor::from_vec(ids, (bsz, len), &dev).unwrap();
+    let y: Vec<u32> = (0..bsz * len).map(|i| (i % 5) as u32).collect();
+    let y = Tensor::from_vec(y, (bsz, len), &dev).unwrap();
+    let loss_of = || {
+        let mut r = ChaCha8Rng::seed_from_u64(0);
+        let mut ctx = Ctx {
+            train: true,
+            rng: &mut r,
+        };
+        let f = backbone.forward(&ids, &mut ctx).unwrap();
+        let logits = head.forward(&f, len).unwrap();
+        assert_eq!(logits.dims(), &[bsz, len, 5]);
+        genolm::ops::cross_entropy(&logits, &y, None).unwrap()
+    };
+    let grads = loss_of().backward().unwrap();
+    let d = w.params.data().lock().unwrap();
+    let mut names: Vec<_> = d.keys().cloned().collect();
+    names.sort();
+    for name in names
+        .iter()
+        .filter(|n| n.starts_with("head") || n.contains("stem"))
+    {
+        let var = &d[name];
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let base = var
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let i = base.len() / 2;
+        let at = |delta: f64| {
+            let mut v = base.clone();
+            v[i] += delta;
+            var.set(&Tensor::from_vec(v, var.shape(), &dev).unwrap())
+                .unwrap();
+            loss_of().to_scalar::<f64>().unwrap()
+        };
+        let num = (at(1e-6) - at(-1e-6)) / 2e-6;
+        var.set(&Tensor::from_vec(base.clone(), var.shape(), &dev).unwrap())
+            .unwrap();
+        let err = (num - g[i]).abs() / num.abs().max(g[i].abs()).max(1e-4);
+        assert!(err < 1e-4, "{name}[{i}]: analytic {} numeric {num}", g[i]);
+    }
+}

@@ -109,3 +109,72 @@ impl ClassifyHead {
         Ok(ops::linear(&h, self.out.weight(), self.out.bias())?)
     }
 }
+
+/// Per-base (segmentation) head: `(B, C, L')` backbone features → `(B, L, classes)` logits.
+///
+/// When the backbone pooled (`L' < L`), features are upsampled by nearest-neighbour repetition
+/// (differentiable; candle's `conv_transpose1d` has no backward), the last position is repeated
+/// to cover any remainder, then a per-position hidden layer (GELU) and output layer follow.
+pub struct SegmentHead {
+    hidden: Option<Linear>,
+    out: Linear,
+    factor: usize,
+}
+
+impl SegmentHead {
+    /// Build for `channels` features, `classes` outputs and an upsampling `factor` (≥ 1).
+    pub fn new(
+        channels: usize,
+        hidden: usize,
+        classes: usize,
+        factor: usize,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        if factor == 0 || classes == 0 {
+            return Err(crate::Error::input(
+                "segment head: upsampling factor and classes must be at least 1",
+            ));
+        }
+        let (hidden, out_in) = if hidden > 0 {
+            (
+                Some(Linear::load(vb.pp("hidden"), channels, hidden, true)?),
+                hidden,
+            )
+        } else {
+            (None, channels)
+        };
+        let out = Linear::load(vb.pp("out"), out_in, classes, true)?;
+        Ok(SegmentHead {
+            hidden,
+            out,
+            factor,
+        })
+    }
+
+    /// Logits `(B, len, classes)` for features `(B, C, L')`.
+    pub fn forward(&self, x: &Tensor, len: usize) -> Result<Tensor> {
+        let mut x = if self.factor > 1 {
+            ops::upsample_nearest1d(x, self.factor)?
+        } else {
+            x.clone()
+        };
+        let (b, c, l) = x.dims3()?;
+        if l == 0 {
+            return Err(crate::Error::input("segment head: empty feature map"));
+        }
+        if l < len {
+            let last = x
+                .narrow(2, l - 1, 1)?
+                .broadcast_as((b, c, len - l))?
+                .contiguous()?;
+            x = Tensor::cat(&[&x, &last], 2)?;
+        } else if l > len {
+            x = x.narrow(2, 0, len)?;
+        }
+        let mut h = x.transpose(1, 2)?.contiguous()?; // (B, L, C)
+        if let Some(hidden) = &self.hidden {
+            h = ops::gelu_fused(&ops::linear(&h, hidden.weight(), hidden.bias())?)?;
+        }
+        Ok(ops::linear(&h, self.out.weight(), self.out.bias())?)
+    }
+}

@@ -14,7 +14,7 @@ pub mod gb_cnn;
 pub mod head;
 pub mod init;
 
-pub use head::{ClassifyHead, HeadConfig, Pooling};
+pub use head::{ClassifyHead, HeadConfig, Pooling, SegmentHead};
 
 /// Per-call forward context: training mode and the RNG for dropout.
 pub struct Ctx<'a> {

@@ -196,6 +196,16 @@ pub fn embed_conv1d(
         bail!("embed_conv1d: sequence of {l} is shorter than the kernel span {span}")
     }
     let lout = l + 2 * padding - span + 1;
+    if !ids.device().is_cpu() {
+        // Devices without our kernel: the plain composition (same numbers).
+        let (b, l) = ids.dims2()?;
+        let emb = embedding
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, l, d))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        return super::conv1d(&emb, weight, Some(bias), 1, padding, dilation, 1);
+    }
     // M[k] = W[:, :, k] · Eᵀ, built with contiguous operands only.
     let wk = weight.permute((2, 0, 1))?.contiguous()?; // (K, O, D)
     let et = embedding.t()?.contiguous()?; // (D, V)

@@ -85,5 +85,8 @@ impl CustomOp1 for GeluGrad {
 
 /// GELU with the tanh approximation, fused: `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
 pub fn gelu_fused(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return super::gelu_tanh(x);
+    }
     x.contiguous()?.apply_op1(Gelu)
 }

@@ -286,9 +286,13 @@ impl BatchNorm1d {
         if n < 2 {
             bail!("batch_norm: need more than one value per channel in training, got {dims:?}")
         }
-        if let (3, Some(w), Some(b), DType::F32 | DType::F64) =
-            (dims.len(), &self.weight, &self.bias, x.dtype())
-        {
+        if let (3, Some(w), Some(b), DType::F32 | DType::F64, true) = (
+            dims.len(),
+            &self.weight,
+            &self.bias,
+            x.dtype(),
+            x.device().is_cpu(),
+        ) {
             // Fused path (see ops::batch_norm_train): same numbers, one op, fast backward.
             let (y, mean, var) = super::batch_norm_train(x, w, b, self.config.eps)?;
             let m = self.config.momentum;
