@@ -2,7 +2,9 @@
 //! tests do not need Python). The data were drawn with numpy's default_rng(12345): scores are
 //! rounded to one decimal so that there are many ties.
 
-use genolm::train::metrics::{auprc, auroc, binary_metrics, binary_metrics_at, multi_metrics};
+use genolm::train::metrics::{
+    auprc, auroc, binary_metrics, binary_metrics_at, multi_metrics, youden_threshold,
+};
 
 const Y: [u32; 60] = [
     1, 0, 1, 0, 0, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 1,
@@ -152,4 +154,34 @@ fn no_metric_is_nan() {
     assert!([m.accuracy, m.macro_f1, m.micro_f1, m.mcc]
         .iter()
         .all(|v| v.is_finite()));
+}
+
+#[test]
+fn youden_threshold_hand_computed() {
+    // Cuts after 0.9, 0.8, 0.7, ...: J = 1/3, 2/3, 1/3, 2/3, 1/3, 0; the first maximum wins and
+    // the threshold sits midway between 0.8 and 0.7.
+    let s = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4];
+    let y = [1, 1, 0, 1, 0, 0];
+    assert!((youden_threshold(&s, &y) - 0.75).abs() < 1e-12);
+    // A cut never splits tied scores.
+    let s = [0.9, 0.5, 0.5, 0.1];
+    let y = [1, 1, 0, 0];
+    assert!((youden_threshold(&s, &y) - 0.7).abs() < 1e-12);
+    // One class only: the default threshold.
+    assert_eq!(youden_threshold(&[0.2, 0.9], &[1, 1]), 0.5);
+}
+
+#[test]
+fn youden_threshold_is_at_least_as_good_as_any_cut() {
+    let j = |t: f64| {
+        let m = binary_metrics_at(&S, &Y, t);
+        m.recall + m.specificity - 1.0
+    };
+    let best = j(youden_threshold(&S, &Y));
+    for &t in &S {
+        assert!(
+            best >= j(t) - 1e-12,
+            "cut at {t} beats the chosen threshold"
+        );
+    }
 }

@@ -198,6 +198,65 @@ fn killed_run_resumes_to_identical_metrics() {
     assert_eq!(log.lines().count(), full_log.lines().count());
 }
 
+#[test]
+fn threshold_auto_is_chosen_on_validation_and_used_by_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 150);
+    let vdir = tmp.path().join("v");
+    std::fs::create_dir_all(&vdir).unwrap();
+    // Validation: records 150..250 of each class.
+    let mut vspec = Vec::new();
+    for class in ["proximal", "distal"] {
+        let src = root().join(format!("datasets/demo/{class}.fa.gz"));
+        let recs =
+            genolm::io::fasta::read_records(&src.to_string_lossy(), Default::default()).unwrap();
+        let path = vdir.join(format!("{class}.fa"));
+        let mut w = std::fs::File::create(&path).unwrap();
+        for r in recs.iter().skip(150).take(100) {
+            genolm::io::fasta::write_record(&mut w, &r.name, "", &r.seq, 60).unwrap();
+        }
+        vspec.push(format!("{class}={}", path.display()));
+    }
+    let vspec = vspec.join(",");
+    let run = tmp.path().join("run");
+    let run_s = run.to_string_lossy().to_string();
+    let o = genolm(&train_args(
+        &spec,
+        &run_s,
+        &["--valid", &vspec, "--threshold", "auto"],
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t: f64 = std::fs::read_to_string(run.join("threshold.txt"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let r = report(&run);
+    assert_eq!(r["threshold"].as_f64().unwrap(), t);
+    assert_eq!(r["valid"]["threshold"].as_f64().unwrap(), t);
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--model", &run_s, "--data", &vspec, "--json"];
+        args.extend_from_slice(extra);
+        let o = genolm(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let j = |m: &serde_json::Value| {
+        m["recall"].as_f64().unwrap() + m["specificity"].as_f64().unwrap() - 1.0
+    };
+    let tuned = eval(&[]);
+    assert_eq!(tuned["threshold"].as_f64().unwrap(), t);
+    let fixed = eval(&["--threshold", "0.5"]);
+    assert_eq!(fixed["threshold"].as_f64().unwrap(), 0.5);
+    // On the data it was chosen on, the tuned threshold is at least as good as 0.5.
+    assert!(j(&tuned) >= j(&fixed) - 1e-12, "{tuned} vs {fixed}");
+    // The default run keeps 0.5.
+    let plain = tmp.path().join("plain");
+    let o = genolm(&train_args(&spec, &plain.to_string_lossy(), &[]));
+    assert!(o.status.success());
+    assert_eq!(report(&plain)["threshold"].as_f64().unwrap(), 0.5);
+}
+
 fn expect_error(args: &[&str], needle: &str) {
     let o = genolm(args);
     let err = String::from_utf8_lossy(&o.stderr);

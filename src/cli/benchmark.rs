@@ -221,7 +221,12 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
                 let run = load_run(&dir)?;
                 let enc = encode_set(ind, run.tokenizer.as_ref(), Some(run.config.model.seq_len))?;
                 let probs = predict(&run.model, &enc, 256, run.config.train.rc_average)?;
-                let r = Metrics::of(&probs, &enc.labels, run.config.model.num_classes);
+                let r = Metrics::at(
+                    &probs,
+                    &enc.labels,
+                    run.config.model.num_classes,
+                    run.threshold,
+                );
                 let recall = serde_json::to_value(&r)
                     .ok()
                     .and_then(|v| figure(&v, "recall"))
@@ -285,6 +290,7 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
         "epochs": epochs,
         "max_train": max_train,
         "seed": a.seed,
+        "train_args": a.train_args,
         "data_dir": data.display().to_string(),
         "seconds": started.elapsed().as_secs_f64(),
         "sets": sets_out,
@@ -298,8 +304,9 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
 
 /// Render the benchmark report as a Markdown table with the published numbers beside ours.
 pub fn markdown(r: &Value) -> String {
+    let extra = r["train_args"].as_str().unwrap_or("").trim();
     let mut s = format!(
-        "# Promoter benchmarks: genolm {} ({}{} epochs, seed {})\n\n",
+        "# Promoter benchmarks: genolm {} ({}{} epochs, seed {}{})\n\n",
         r["model"].as_str().unwrap_or(""),
         if r["quick"].as_bool().unwrap_or(false) {
             "quick run, "
@@ -307,7 +314,12 @@ pub fn markdown(r: &Value) -> String {
             ""
         },
         r["epochs"],
-        r["seed"]
+        r["seed"],
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!(", train options `{extra}`")
+        }
     );
     s.push_str("| set | folds | accuracy | F1 | MCC | AUROC | Sn (recall) | Sp | published |\n");
     s.push_str("|---|---|---|---|---|---|---|---|---|\n");

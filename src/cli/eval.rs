@@ -23,6 +23,9 @@ pub struct Args {
     /// Average over the reverse complement (default: as in training).
     #[arg(long)]
     pub rc_average: Option<bool>,
+    /// Decision threshold for two classes (default: the run's, see `threshold.txt`).
+    #[arg(long)]
+    pub threshold: Option<f64>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -35,7 +38,13 @@ pub fn run(args: Args) -> Result<()> {
     let enc = encode_set(&set, run.tokenizer.as_ref(), Some(run.config.model.seq_len))?;
     let rc = args.rc_average.unwrap_or(run.config.train.rc_average);
     let probs = predict(&run.model, &enc, 256, rc)?;
-    let m = Metrics::of(&probs, &enc.labels, run.config.model.num_classes);
+    let threshold = args.threshold.unwrap_or(run.threshold);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(Error::input(format!(
+            "--threshold {threshold}: must be in [0, 1]"
+        )));
+    }
+    let m = Metrics::at(&probs, &enc.labels, run.config.model.num_classes, threshold);
     let json = serde_json::to_string_pretty(&m).map_err(|e| Error::Internal(e.to_string()))?;
     if args.json {
         println!("{json}");

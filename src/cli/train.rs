@@ -12,6 +12,7 @@ use crate::models::{BackboneConfig, ModelConfig, Pooling};
 use crate::seq::SeqPolicy;
 use crate::tokenize;
 use crate::train::classify::{self, encode_set, predict, Encoded, Job, Metrics, TrainOptions};
+use crate::train::metrics::youden_threshold;
 use crate::train::run::{self, DataSpecs, RunConfig};
 
 /// Arguments of `genolm train`.
@@ -98,6 +99,30 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Decision threshold on the positive-class probability (two classes): a number, or `auto`
+    /// for the one that maximises sensitivity + specificity on the validation set.
+    #[arg(long, default_value = "0.5", value_parser = parse_threshold)]
+    pub threshold: Threshold,
+}
+
+/// A `--threshold` value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Threshold {
+    /// A fixed threshold.
+    Fixed(f64),
+    /// Chosen on the validation set (Youden's J).
+    Auto,
+}
+
+/// Parse `--threshold`: `auto` or a number in [0, 1].
+fn parse_threshold(s: &str) -> std::result::Result<Threshold, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(Threshold::Auto);
+    }
+    match s.parse::<f64>() {
+        Ok(t) if (0.0..=1.0).contains(&t) => Ok(Threshold::Fixed(t)),
+        _ => Err(format!("'{s}' is not `auto` or a number in [0, 1]")),
+    }
 }
 
 impl Args {
@@ -119,6 +144,11 @@ impl Args {
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             max_steps: self.max_steps,
+            threshold: match self.threshold {
+                Threshold::Fixed(t) => t,
+                Threshold::Auto => 0.5,
+            },
+            tune_threshold: self.threshold == Threshold::Auto,
         }
     }
 }
@@ -210,12 +240,19 @@ pub fn run_sets(
     let (clf, _weights, st) = classify::train(&job)?;
     let bs = opts.batch_size.max(256);
     let vprobs = predict(&clf, &enc_valid, bs, opts.rc_average)?;
-    let vm = Metrics::of(&vprobs, &enc_valid.labels, model.num_classes);
+    let threshold = if opts.tune_threshold && model.num_classes == 2 {
+        let scores: Vec<f64> = vprobs.iter().map(|p| p[1] as f64).collect();
+        youden_threshold(&scores, &enc_valid.labels)
+    } else {
+        opts.threshold
+    };
+    run::write_text(&args.out, "threshold.txt", &format!("{threshold}\n"))?;
+    let vm = Metrics::at(&vprobs, &enc_valid.labels, model.num_classes, threshold);
     let (metrics, probs, labels, split) = match &enc_test {
         Some(t) => {
             let p = predict(&clf, t, bs, opts.rc_average)?;
             (
-                Metrics::of(&p, &t.labels, model.num_classes),
+                Metrics::at(&p, &t.labels, model.num_classes, threshold),
                 p,
                 t.labels.clone(),
                 "test",

@@ -25,11 +25,14 @@ use crate::models::{Classifier, Ctx, ModelConfig, Weights};
 use crate::ops;
 use crate::seq;
 use crate::tokenize::Tokenizer;
-use crate::train::metrics::{binary_metrics, multi_metrics, BinaryMetrics, MultiMetrics};
+use crate::train::metrics::{
+    binary_metrics_at, multi_metrics, BinaryMetrics, MultiMetrics, DEFAULT_THRESHOLD,
+};
 use crate::train::optim::{clip_factor, AdamW, AdamWConfig, Schedule};
 
 /// Training options (stored in the run's `config.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrainOptions {
     /// Passes over the training data.
     pub epochs: usize,
@@ -62,6 +65,11 @@ pub struct TrainOptions {
     pub checkpoint_every: u64,
     /// Stop after this many optimizer steps (0 = no limit).
     pub max_steps: u64,
+    /// Decision threshold on the positive-class probability (two classes).
+    pub threshold: f64,
+    /// Replace `threshold` after training by the one that maximises Youden's J on the
+    /// validation set (written to the run's `threshold.txt`).
+    pub tune_threshold: bool,
 }
 
 impl Default for TrainOptions {
@@ -82,6 +90,8 @@ impl Default for TrainOptions {
             seed: 0,
             checkpoint_every: 0,
             max_steps: 0,
+            threshold: 0.5,
+            tune_threshold: false,
         }
     }
 }
@@ -208,11 +218,17 @@ pub enum Metrics {
 }
 
 impl Metrics {
-    /// Compute metrics of `probs` against `labels`.
+    /// Compute metrics of `probs` against `labels` (two classes: at threshold 0.5).
     pub fn of(probs: &[Vec<f32>], labels: &[u32], num_classes: usize) -> Self {
+        Self::at(probs, labels, num_classes, DEFAULT_THRESHOLD)
+    }
+
+    /// Compute metrics of `probs` against `labels`; with two classes, predict the positive class
+    /// when its probability is at least `threshold`.
+    pub fn at(probs: &[Vec<f32>], labels: &[u32], num_classes: usize, threshold: f64) -> Self {
         if num_classes == 2 {
             let scores: Vec<f64> = probs.iter().map(|p| p[1] as f64).collect();
-            Metrics::Binary(binary_metrics(&scores, labels))
+            Metrics::Binary(binary_metrics_at(&scores, labels, threshold))
         } else {
             let pred: Vec<u32> = probs
                 .iter()

@@ -234,6 +234,51 @@ pub fn binary_metrics_at<S: Copy + Into<f64>>(
     }
 }
 
+/// The score threshold that maximises Youden's J = sensitivity + specificity − 1 on these
+/// scores (predict positive when `score >= threshold`); a threshold between two distinct scores
+/// is placed at their midpoint. [`DEFAULT_THRESHOLD`] when only one class is present.
+///
+/// # Panics
+/// If `scores` and `labels` differ in length.
+pub fn youden_threshold<S: Copy + Into<f64>>(scores: &[S], labels: &[u32]) -> f64 {
+    check_len(scores.len(), labels.len(), "scores");
+    let mut v: Vec<(f64, bool)> = scores
+        .iter()
+        .zip(labels)
+        .map(|(&s, &y)| (clean(s.into()), y != 0))
+        .collect();
+    v.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    let pos = v.iter().filter(|x| x.1).count() as i128;
+    let neg = v.len() as i128 - pos;
+    if pos == 0 || neg == 0 {
+        return DEFAULT_THRESHOLD;
+    }
+    // Sweep the cut down the ranking; a cut may only fall between distinct scores. J is compared
+    // exactly as J · pos · neg = tp · neg − fp · pos.
+    let (mut tp, mut fp) = (0i128, 0i128);
+    let (mut best_j, mut best) = (i128::MIN, DEFAULT_THRESHOLD);
+    for i in 0..v.len() {
+        if v[i].1 {
+            tp += 1;
+        } else {
+            fp += 1;
+        }
+        let next = v.get(i + 1).map(|x| x.0);
+        if next == Some(v[i].0) {
+            continue;
+        }
+        let j = tp * neg - fp * pos;
+        if j > best_j {
+            best_j = j;
+            best = match next {
+                Some(n) if n.is_finite() && v[i].0.is_finite() => 0.5 * (v[i].0 + n),
+                _ => v[i].0,
+            };
+        }
+    }
+    best
+}
+
 /// Area under the ROC curve (Mann–Whitney, ties half); 0.5 when only one class is present.
 ///
 /// # Panics

@@ -128,6 +128,8 @@ pub struct LoadedRun {
     pub weights: Weights,
     /// Its tokenizer.
     pub tokenizer: Box<dyn Tokenizer>,
+    /// Decision threshold for two classes: `threshold.txt` when present, else the config's.
+    pub threshold: f64,
 }
 
 /// Load `dir/config.toml`, the tokenizer and `dir/model.safetensors`.
@@ -161,7 +163,22 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun> {
     let model = Classifier::new(&config.model, p, b)?;
     let wpath = dir.join("model.safetensors");
     weights.load(&load_tensors(&wpath)?, &wpath.display().to_string())?;
+    let tpath = dir.join("threshold.txt");
+    let threshold = match std::fs::read_to_string(&tpath) {
+        Ok(t) => match t.trim().parse::<f64>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => v,
+            _ => {
+                return Err(Error::input(format!(
+                    "{}: not a threshold in [0, 1]: '{}'",
+                    tpath.display(),
+                    t.trim()
+                )))
+            }
+        },
+        Err(_) => config.train.threshold,
+    };
     Ok(LoadedRun {
+        threshold,
         config,
         model,
         weights,
