@@ -265,6 +265,30 @@ const CONV_CASES: &[ConvCase] = &[
         d: 1,
         g: 3,
     },
+    // "Same" padding with a dilation wider than the sequence (a dilated CNN on 81 bp after
+    // pooling): the outer taps read only padding. This panicked in im2col once.
+    ConvCase {
+        b: 3,
+        cin: 2,
+        l: 5,
+        cout: 2,
+        k: 5,
+        s: 1,
+        p: 16,
+        d: 8,
+        g: 1,
+    },
+    ConvCase {
+        b: 2,
+        cin: 2,
+        l: 4,
+        cout: 3,
+        k: 3,
+        s: 2,
+        p: 9,
+        d: 9,
+        g: 1,
+    },
 ];
 
 fn lout(c: &ConvCase) -> usize {

@@ -149,7 +149,11 @@ impl Geom {
             return (0, 0);
         }
         let hi = ((last / s) + 1).min(self.lout as isize);
-        let lo = lo.min(hi);
+        if lo >= hi {
+            // No position reads inside the input (e.g. a dilation wider than the sequence).
+            // Callers skip empty ranges before forming an index from `lo + off`.
+            return (0, 0);
+        }
         (lo as usize, hi as usize)
     }
 
@@ -320,6 +324,9 @@ fn im2col<T: Elem>(xb: &[T], g: &Geom, col: &mut [T]) {
             let (lo, hi) = g.valid(off);
             row[..lo].fill(T::ZERO);
             row[hi..].fill(T::ZERO);
+            if hi == lo {
+                continue;
+            }
             if g.stride == 1 {
                 let start = (lo as isize + off) as usize;
                 row[lo..hi].copy_from_slice(&xr[start..start + (hi - lo)]);
@@ -406,6 +413,9 @@ fn gy_cols<T: Elem>(gy_g: &[T], g: &Geom, buf: &mut [T]) {
             let hi = (g.lout as isize - off).clamp(lo as isize, g.l as isize) as usize;
             row[..lo].fill(T::ZERO);
             row[hi..].fill(T::ZERO);
+            if hi == lo {
+                continue;
+            }
             let start = (lo as isize + off) as usize;
             row[lo..hi].copy_from_slice(&gr[start..start + (hi - lo)]);
         }
@@ -441,6 +451,9 @@ fn col2im_group<T: Elem>(gcol: &[T], g: &Geom, group: usize, gxb: &mut [T]) {
             let row = &gcol[(cl * g.k + kk) * g.lout..][..g.lout];
             let off = g.tap_offset(kk);
             let (lo, hi) = g.valid(off);
+            if hi == lo {
+                continue;
+            }
             if g.stride == 1 {
                 let start = (lo as isize + off) as usize;
                 for (d, &v) in gr[start..start + (hi - lo)].iter_mut().zip(&row[lo..hi]) {
@@ -467,6 +480,9 @@ fn direct_fwd_batch<T: Elem>(xb: &[T], w: &[T], ob: &mut [T], g: &Geom) {
             let wv = w[co * g.k + kk];
             let off = g.tap_offset(kk);
             let (lo, hi) = g.valid(off);
+            if hi == lo {
+                continue;
+            }
             if g.stride == 1 {
                 let start = (lo as isize + off) as usize;
                 for (o, &xv) in orow[lo..hi].iter_mut().zip(&xr[start..start + (hi - lo)]) {
