@@ -257,6 +257,49 @@ fn threshold_auto_is_chosen_on_validation_and_used_by_eval() {
     assert_eq!(report(&plain)["threshold"].as_f64().unwrap(), 0.5);
 }
 
+#[test]
+fn nan_loss_stops_the_run_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 40);
+    let out = tmp.path().join("nan").to_string_lossy().to_string();
+    // A learning rate of 1e30 sends the weights to infinity after one step.
+    expect_error(
+        &train_args(&spec, &out, &["--lr", "1e30", "--clip-norm", "0"]),
+        "loss became",
+    );
+    assert!(!tmp.path().join("nan/report.json").exists());
+}
+
+#[test]
+fn cross_validation_runs_each_fold_and_averages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 60);
+    let out = tmp.path().join("cv");
+    let out_s = out.to_string_lossy().to_string();
+    let o = genolm(&train_args(&spec, &out_s, &["--cv", "3"]));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&out);
+    let folds = r["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 3);
+    // The test folds partition the 120 records.
+    let n: u64 = folds.iter().map(|f| f["n_test"].as_u64().unwrap()).sum();
+    assert_eq!(n, 120);
+    for k in ["accuracy", "f1", "mcc", "auroc", "auprc"] {
+        let mean = folds.iter().map(|f| f[k].as_f64().unwrap()).sum::<f64>() / 3.0;
+        assert!((r[k].as_f64().unwrap() - mean).abs() < 1e-12, "{k}");
+        assert!(r["sd"][k].as_f64().unwrap() >= 0.0);
+    }
+    for i in 1..=3 {
+        assert!(out.join(format!("fold_{i}/model.safetensors")).exists());
+    }
+    // A bad K, or --cv with a test set, is an error.
+    expect_error(&train_args(&spec, &out_s, &["--cv", "many"]), "--cv 'many'");
+    expect_error(
+        &train_args(&spec, &out_s, &["--cv", "3", "--test", &spec]),
+        "--cv makes its own",
+    );
+}
+
 fn expect_error(args: &[&str], needle: &str) {
     let o = genolm(args);
     let err = String::from_utf8_lossy(&o.stderr);

@@ -103,6 +103,13 @@ pub struct Args {
     /// for the one that maximises sensitivity + specificity on the validation set.
     #[arg(long, default_value = "0.5", value_parser = parse_threshold)]
     pub threshold: Threshold,
+    /// Cross-validation instead of one run: `K` makes K stratified, seeded folds of --train;
+    /// `files` uses each file of the --train SPEC as one fold. Fold `i` trains in
+    /// `RUN_DIR/fold_i` (validation held out of its training part) and tests on fold `i`;
+    /// `RUN_DIR/report.json` holds the mean over folds under the plain names, plus `sd` and
+    /// `folds`.
+    #[arg(long)]
+    pub cv: Option<String>,
 }
 
 /// A `--threshold` value.
@@ -309,11 +316,115 @@ pub fn load_sets(args: &Args) -> Result<(LabeledSet, LabeledSet, Option<LabeledS
     Ok((train, valid, test))
 }
 
+/// The metrics summarised over cross-validation folds.
+const CV_FIGURES: [&str; 9] = [
+    "accuracy",
+    "f1",
+    "mcc",
+    "auroc",
+    "auprc",
+    "recall",
+    "specificity",
+    "macro_f1",
+    "micro_f1",
+];
+
+/// Run `genolm train --cv`: one run per fold, then the mean and sd of the test metrics.
+fn run_cv(args: &Args, cv: &str) -> Result<serde_json::Value> {
+    if args.valid.is_some() || args.test.is_some() {
+        return Err(Error::input(
+            "--cv makes its own validation and test sets; drop --valid and --test",
+        ));
+    }
+    if args.resume {
+        return Err(Error::input(
+            "--cv cannot --resume; resume a fold with `genolm train --resume --out RUN_DIR/fold_i`",
+        ));
+    }
+    if !(0.0..1.0).contains(&args.valid_fraction) || args.valid_fraction <= 0.0 {
+        return Err(Error::input("--valid-fraction must be in (0, 1)"));
+    }
+    let all = LabeledSet::load(&args.train, SeqPolicy::default())?;
+    let splits = if cv.eq_ignore_ascii_case("files") {
+        crate::data::folds::by_file(&all)?
+    } else {
+        let k: usize = cv.parse().map_err(|_| {
+            Error::input(format!(
+                "--cv '{cv}': expected a number of folds (>= 2) or `files`"
+            ))
+        })?;
+        crate::data::folds::stratified_kfold(&all.labels, k, args.seed)?
+    };
+    let started = Instant::now();
+    let mut folds = Vec::new();
+    for (i, split) in splits.iter().enumerate() {
+        let (train_all, test) = all.split(split);
+        let hold =
+            stratified_holdout(&train_all.labels, args.valid_fraction, args.seed + i as u64)?;
+        let (train, valid) = train_all.split(&hold);
+        let mut a = args.clone();
+        a.out = args.out.join(format!("fold_{}", i + 1));
+        let out = run_sets(&a, &train, &valid, Some(&test))?;
+        eprintln!(
+            "fold {}/{}: {}",
+            i + 1,
+            splits.len(),
+            CV_FIGURES
+                .iter()
+                .filter_map(|k| out.metrics.get(k).map(|v| format!("{k} {v:.4}")))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        folds.push(out.report);
+    }
+    let mut report = serde_json::Map::new();
+    let mut sd = serde_json::Map::new();
+    for k in CV_FIGURES {
+        let v: Vec<f64> = folds
+            .iter()
+            .filter_map(|f| f.get(k).and_then(|x| x.as_f64()))
+            .collect();
+        if v.len() == folds.len() && !v.is_empty() {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let var = if v.len() > 1 {
+                v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
+            } else {
+                0.0
+            };
+            report.insert(k.into(), json!(mean));
+            sd.insert(k.into(), json!(var.sqrt()));
+        }
+    }
+    report.insert("split".into(), json!(format!("{}-fold cv", folds.len())));
+    report.insert("cv".into(), json!(cv));
+    report.insert("sd".into(), serde_json::Value::Object(sd));
+    report.insert("model".into(), json!(args.model));
+    report.insert("seed".into(), json!(args.seed));
+    report.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
+    report.insert("folds".into(), json!(folds));
+    let report = serde_json::Value::Object(report);
+    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(args.out.display(), e))?;
+    run::write_text(
+        &args.out,
+        "command.txt",
+        &format!("{}\n", run::command_line()),
+    )?;
+    run::write_text(&args.out, "report.json", &(text + "\n"))?;
+    Ok(report)
+}
+
 /// Run `genolm train`.
 pub fn run(args: Args) -> Result<()> {
-    let (train, valid, test) = load_sets(&args)?;
-    let out = run_sets(&args, &train, &valid, test.as_ref())?;
-    let r = &out.report;
+    let report = match &args.cv {
+        Some(cv) => run_cv(&args, cv)?,
+        None => {
+            let (train, valid, test) = load_sets(&args)?;
+            run_sets(&args, &train, &valid, test.as_ref())?.report
+        }
+    };
+    let r = &report;
     let fig = |k: &str| {
         r.get(k)
             .and_then(|v| v.as_f64())
