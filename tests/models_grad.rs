@@ -108,16 +108,22 @@ fn gb_cnn_gradients_match_finite_differences() {
 
 #[test]
 fn dilated_cnn_gradients_match_finite_differences() {
-    for pooling in [Pooling::Attention, Pooling::Mean, Pooling::Max] {
+    for (pooling, depth, max_dilation) in [
+        (Pooling::Attention, 3, 4),
+        (Pooling::Mean, 3, 4),
+        (Pooling::Max, 3, 4),
+        // The default head; dilations 1..16 on 12 pooled positions (taps that read only padding).
+        (Pooling::Flatten, 5, 16),
+    ] {
         let backbone = BackboneConfig::Cnn(cnn::Config {
             embedding_dim: 3,
             width: 4,
-            depth: 3,
+            depth,
             stem_kernel: 5,
             kernel_size: 3,
             pool: 2,
             dilation_rate: 2,
-            max_dilation: 4,
+            max_dilation,
             dropout: 0.0,
         });
         let head = HeadConfig {

@@ -73,8 +73,11 @@ impl BackboneConfig {
                 hidden_activation: false,
                 dropout: 0.0,
             },
+            // Flatten keeps position: promoter windows are anchored at the TSS. Chosen on the
+            // validation folds of three benchmark sets (valid AUROC 0.807 -> 0.968 on mouse
+            // DBTSS, 0.880 -> 0.903 on iPromoter-2L, 0.968 -> 0.995 on Arabidopsis TATA).
             BackboneConfig::Cnn(_) => HeadConfig {
-                pooling: Pooling::Attention,
+                pooling: Pooling::Flatten,
                 hidden: 128,
                 hidden_activation: true,
                 dropout: 0.2,
