@@ -13,6 +13,11 @@ fn root() -> PathBuf {
 
 /// A small real training set: the first `n` records of each demo class, as FASTA files.
 fn small_demo(dir: &Path, n: usize) -> String {
+    demo_slice(dir, 0, n)
+}
+
+/// Records `skip..skip + n` of each demo class as FASTA files in `dir`; returns their SPEC.
+fn demo_slice(dir: &Path, skip: usize, n: usize) -> String {
     let mut spec = Vec::new();
     for class in ["proximal", "distal"] {
         let src = root().join(format!("datasets/demo/{class}.fa.gz"));
@@ -20,7 +25,7 @@ fn small_demo(dir: &Path, n: usize) -> String {
             genolm::io::fasta::read_records(&src.to_string_lossy(), Default::default()).unwrap();
         let path = dir.join(format!("{class}.fa"));
         let mut w = std::fs::File::create(&path).unwrap();
-        for r in recs.iter().take(n) {
+        for r in recs.iter().skip(skip).take(n) {
             genolm::io::fasta::write_record(&mut w, &r.name, "", &r.seq, 60).unwrap();
         }
         spec.push(format!("{class}={}", path.display()));
@@ -205,19 +210,7 @@ fn threshold_auto_is_chosen_on_validation_and_used_by_eval() {
     let vdir = tmp.path().join("v");
     std::fs::create_dir_all(&vdir).unwrap();
     // Validation: records 150..250 of each class.
-    let mut vspec = Vec::new();
-    for class in ["proximal", "distal"] {
-        let src = root().join(format!("datasets/demo/{class}.fa.gz"));
-        let recs =
-            genolm::io::fasta::read_records(&src.to_string_lossy(), Default::default()).unwrap();
-        let path = vdir.join(format!("{class}.fa"));
-        let mut w = std::fs::File::create(&path).unwrap();
-        for r in recs.iter().skip(150).take(100) {
-            genolm::io::fasta::write_record(&mut w, &r.name, "", &r.seq, 60).unwrap();
-        }
-        vspec.push(format!("{class}={}", path.display()));
-    }
-    let vspec = vspec.join(",");
+    let vspec = demo_slice(&vdir, 150, 100);
     let run = tmp.path().join("run");
     let run_s = run.to_string_lossy().to_string();
     let o = genolm(&train_args(

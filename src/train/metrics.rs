@@ -241,38 +241,25 @@ pub fn binary_metrics_at<S: Copy + Into<f64>>(
 /// # Panics
 /// If `scores` and `labels` differ in length.
 pub fn youden_threshold<S: Copy + Into<f64>>(scores: &[S], labels: &[u32]) -> f64 {
-    check_len(scores.len(), labels.len(), "scores");
-    let mut v: Vec<(f64, bool)> = scores
-        .iter()
-        .zip(labels)
-        .map(|(&s, &y)| (clean(s.into()), y != 0))
-        .collect();
-    v.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let pos = v.iter().filter(|x| x.1).count() as i128;
-    let neg = v.len() as i128 - pos;
-    if pos == 0 || neg == 0 {
+    let r = Ranked::new(scores, labels);
+    if r.pos == 0 || r.neg == 0 {
         return DEFAULT_THRESHOLD;
     }
-    // Sweep the cut down the ranking; a cut may only fall between distinct scores. J is compared
-    // exactly as J · pos · neg = tp · neg − fp · pos.
+    // Cut below each run of equal scores in turn. J is compared exactly, as
+    // J · pos · neg = tp · neg − fp · pos.
+    let (pos, neg) = (r.pos as i128, r.neg as i128);
     let (mut tp, mut fp) = (0i128, 0i128);
     let (mut best_j, mut best) = (i128::MIN, DEFAULT_THRESHOLD);
-    for i in 0..v.len() {
-        if v[i].1 {
-            tp += 1;
-        } else {
-            fp += 1;
-        }
-        let next = v.get(i + 1).map(|x| x.0);
-        if next == Some(v[i].0) {
-            continue;
-        }
+    for (i, &(p, n)) in r.groups.iter().enumerate() {
+        tp += p as i128;
+        fp += n as i128;
         let j = tp * neg - fp * pos;
         if j > best_j {
             best_j = j;
-            best = match next {
-                Some(n) if n.is_finite() && v[i].0.is_finite() => 0.5 * (v[i].0 + n),
-                _ => v[i].0,
+            let here = r.values[i];
+            best = match r.values.get(i + 1) {
+                Some(&next) if next.is_finite() && here.is_finite() => 0.5 * (here + next),
+                _ => here,
             };
         }
     }
@@ -312,6 +299,8 @@ pub fn ranked_groups<S: Copy + Into<f64>>(
 /// Scores sorted descending, grouped into runs of equal score: (positives, negatives) per run.
 struct Ranked {
     groups: Vec<(u64, u64)>,
+    /// The score of each group, descending.
+    values: Vec<f64>,
     pos: u64,
     neg: u64,
 }
@@ -326,11 +315,11 @@ impl Ranked {
             .collect();
         v.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         let mut groups: Vec<(u64, u64)> = Vec::new();
-        let mut last = None;
+        let mut values: Vec<f64> = Vec::new();
         for (s, y) in v {
-            if last != Some(s) {
+            if values.last() != Some(&s) {
                 groups.push((0, 0));
-                last = Some(s);
+                values.push(s);
             }
             let g = groups.last_mut().expect("a group was just pushed");
             if y {
@@ -341,7 +330,12 @@ impl Ranked {
         }
         let pos = groups.iter().map(|g| g.0).sum();
         let neg = groups.iter().map(|g| g.1).sum();
-        Ranked { groups, pos, neg }
+        Ranked {
+            groups,
+            values,
+            pos,
+            neg,
+        }
     }
 
     fn auroc(&self) -> f64 {
