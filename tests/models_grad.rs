@@ -8,6 +8,11 @@ use genolm::models::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// A tensor's values, flattened, as f64.
+fn flat(t: &Tensor) -> Vec<f64> {
+    t.flatten_all().unwrap().to_vec1::<f64>().unwrap()
+}
+
 fn check(cfg: ModelConfig, batch: usize) {
     let dev = Device::Cpu;
     let w = Weights::new();
@@ -39,19 +44,12 @@ fn check(cfg: ModelConfig, batch: usize) {
     let eps = 1e-6;
     let mut worst = 0f64;
     for (name, var) in &vars {
-        let g = grads
-            .get(var.as_tensor())
-            .unwrap_or_else(|| panic!("parameter {name} got no gradient"))
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        let base = var
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
+        let g = flat(
+            grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("parameter {name} got no gradient")),
+        );
+        let base = flat(var.as_tensor());
         let n = base.len();
         for _ in 0..4.min(n) {
             let i = rng.random_range(0..n);
@@ -190,19 +188,8 @@ fn segment_head_on_dilated_cnn_gradients_match_finite_differences() {
         .filter(|n| n.starts_with("head") || n.contains("stem"))
     {
         let var = &d[name];
-        let g = grads
-            .get(var.as_tensor())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
-        let base = var
-            .as_tensor()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f64>()
-            .unwrap();
+        let g = flat(grads.get(var.as_tensor()).unwrap());
+        let base = flat(var.as_tensor());
         let i = base.len() / 2;
         let at = |delta: f64| {
             let mut v = base.clone();
