@@ -30,7 +30,7 @@ pub struct Args {
 pub enum Which {
     /// EPDnew human 300 bp (published folds), iPromoter-2L E. coli, and the CNNProm sets.
     #[command(
-        after_help = "Examples:\n  genolm benchmark promoters --quick --out runs/bench-quick\n  genolm benchmark promoters --model cnn --data-dir ../shared/data --out runs/bench\n  genolm benchmark promoters --sets epdnew_human_300 --model gb-cnn --out runs/gb"
+        after_help = "Examples:\n  genolm benchmark promoters --quick --out runs/bench-quick\n  genolm benchmark promoters --model cnn --train-args=\"--threshold auto\" --out runs/bench\n  genolm benchmark promoters --sets epdnew_human_300 --model gb-cnn --out runs/gb"
     )]
     Promoters(PromoterArgs),
 }
@@ -63,7 +63,8 @@ pub struct PromoterArgs {
     /// Epochs per fold (default 10; 2 with --quick).
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Extra `genolm train` options for every fold, e.g. "--lr 2e-3 --batch-size 128".
+    /// Extra `genolm train` options for every fold; use the `=` form since the value starts with
+    /// `--`: `--train-args="--threshold auto --lr 2e-3"`.
     #[arg(long, default_value = "")]
     pub train_args: String,
     /// Seed.
