@@ -15,6 +15,7 @@ use crate::data::LabeledSet;
 use crate::error::{Error, Result};
 use crate::seq::SeqPolicy;
 use crate::train::classify::{encode_set, predict, Metrics};
+use crate::train::metrics::{mean_sd, summarise_folds};
 use crate::train::run::load_run;
 
 /// Arguments of `genolm benchmark`.
@@ -132,17 +133,6 @@ fn figure(m: &Value, k: &str) -> Option<f64> {
     }
 }
 
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64
-    } else {
-        0.0
-    };
-    (mean, var.sqrt())
-}
-
 /// Run the promoter benchmarks; returns the report written to `out/report.json`.
 pub fn promoters(a: &PromoterArgs) -> Result<Value> {
     let started = Instant::now();
@@ -249,16 +239,7 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
             );
             fold_metrics.push(m);
         }
-        let mut mean = serde_json::Map::new();
-        let mut sd = serde_json::Map::new();
-        for k in FIGURES {
-            let v: Vec<f64> = fold_metrics.iter().filter_map(|m| figure(m, k)).collect();
-            if !v.is_empty() {
-                let (mu, s) = mean_sd(&v);
-                mean.insert(k.into(), json!(mu));
-                sd.insert(k.into(), json!(s));
-            }
-        }
+        let (mut mean, mut sd) = summarise_folds(&fold_metrics, &FIGURES, figure);
         if !indep_recall.is_empty() {
             let (mu, s) = mean_sd(&indep_recall);
             mean.insert("independent_recall".into(), json!(mu));

@@ -12,7 +12,7 @@ use crate::models::{BackboneConfig, ModelConfig, Pooling};
 use crate::seq::SeqPolicy;
 use crate::tokenize;
 use crate::train::classify::{self, encode_set, predict, Encoded, Job, Metrics, TrainOptions};
-use crate::train::metrics::youden_threshold;
+use crate::train::metrics::{summarise_folds, youden_threshold};
 use crate::train::run::{self, DataSpecs, RunConfig};
 
 /// Arguments of `genolm train`.
@@ -377,25 +377,9 @@ fn run_cv(args: &Args, cv: &str) -> Result<serde_json::Value> {
         );
         folds.push(out.report);
     }
-    let mut report = serde_json::Map::new();
-    let mut sd = serde_json::Map::new();
-    for k in CV_FIGURES {
-        let v: Vec<f64> = folds
-            .iter()
-            .filter_map(|f| f.get(k).and_then(|x| x.as_f64()))
-            .collect();
-        if v.len() == folds.len() && !v.is_empty() {
-            let n = v.len() as f64;
-            let mean = v.iter().sum::<f64>() / n;
-            let var = if v.len() > 1 {
-                v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)
-            } else {
-                0.0
-            };
-            report.insert(k.into(), json!(mean));
-            sd.insert(k.into(), json!(var.sqrt()));
-        }
-    }
+    let (mut report, sd) = summarise_folds(&folds, &CV_FIGURES, |f, k| {
+        f.get(k).and_then(|x| x.as_f64())
+    });
     report.insert("split".into(), json!(format!("{}-fold cv", folds.len())));
     report.insert("cv".into(), json!(cv));
     report.insert("sd".into(), serde_json::Value::Object(sd));

@@ -234,6 +234,41 @@ pub fn binary_metrics_at<S: Copy + Into<f64>>(
     }
 }
 
+/// Mean and sample standard deviation (n − 1 in the denominator; 0 for fewer than two values).
+pub fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64
+    } else {
+        0.0
+    };
+    (mean, var.sqrt())
+}
+
+/// Mean and sd over cross-validation folds of each figure in `keys` that `get` finds in the
+/// folds' metric objects; figures no fold has are left out. Returns the (mean, sd) maps.
+pub fn summarise_folds(
+    folds: &[serde_json::Value],
+    keys: &[&str],
+    get: impl Fn(&serde_json::Value, &str) -> Option<f64>,
+) -> (
+    serde_json::Map<String, serde_json::Value>,
+    serde_json::Map<String, serde_json::Value>,
+) {
+    let mut mean = serde_json::Map::new();
+    let mut sd = serde_json::Map::new();
+    for &k in keys {
+        let v: Vec<f64> = folds.iter().filter_map(|m| get(m, k)).collect();
+        if !v.is_empty() {
+            let (mu, s) = mean_sd(&v);
+            mean.insert(k.into(), serde_json::json!(mu));
+            sd.insert(k.into(), serde_json::json!(s));
+        }
+    }
+    (mean, sd)
+}
+
 /// The score threshold that maximises Youden's J = sensitivity + specificity − 1 on these
 /// scores (predict positive when `score >= threshold`); a threshold between two distinct scores
 /// is placed at their midpoint. [`DEFAULT_THRESHOLD`] when only one class is present.
