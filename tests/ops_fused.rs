@@ -4,6 +4,18 @@
 use candle_core::{DType, Device, Tensor, Var};
 use genolm::ops::{conv1d, embed_conv1d};
 
+/// Largest absolute element-wise difference of two f64 tensors.
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 #[test]
 fn embed_conv_matches_embedding_then_conv() {
     let dev = Device::Cpu;
@@ -27,8 +39,7 @@ fn embed_conv_matches_embedding_then_conv() {
             .unwrap();
         let plain = conv1d(&emb, &w, Some(&bias), 1, pad, dil, 1).unwrap();
         assert_eq!(fused.dims(), plain.dims());
-        let diff = (&fused - &plain).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(diff.to_scalar::<f64>().unwrap() < 1e-10);
+        assert!(max_abs_diff(&fused, &plain) < 1e-10);
         // Same gradients for embedding, kernel and bias under a non-trivial loss.
         let probe = Tensor::randn(0f64, 1.0, fused.dims(), &dev).unwrap();
         let gf = (&fused * &probe)
@@ -46,14 +57,7 @@ fn embed_conv_matches_embedding_then_conv() {
         for var in [&e, &w, &bias] {
             let a = gf.get(var.as_tensor()).unwrap();
             let c = gp.get(var.as_tensor()).unwrap();
-            let diff = (a - c)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f64>()
-                .unwrap();
+            let diff = max_abs_diff(a, c);
             assert!(
                 diff < 1e-9,
                 "pad {pad} dil {dil} k {k}: gradient differs by {diff}"
@@ -91,14 +95,7 @@ fn fused_batch_norm_matches_composition_and_finite_differences() {
         .unwrap()
         .broadcast_add(&beta.as_tensor().reshape((1, 3, 1)).unwrap())
         .unwrap();
-    let diff = (&y - &reference)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let diff = max_abs_diff(&y, &reference);
     assert!(diff < 1e-12, "{diff}");
     let mv = m.flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let vv = v.flatten_all().unwrap().to_vec1::<f64>().unwrap();
@@ -122,14 +119,7 @@ fn fused_batch_norm_matches_composition_and_finite_differences() {
     for var in [&x, &gamma, &beta] {
         let a = g1.get(var.as_tensor()).unwrap();
         let b = g2.get(var.as_tensor()).unwrap();
-        let d = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
+        let d = max_abs_diff(a, b);
         assert!(d < 1e-10, "gradient differs by {d}");
     }
     let loss = |xv: &Tensor| {
@@ -175,14 +165,7 @@ fn fused_gelu_matches_composed_tanh_gelu() {
     let x = Var::randn(0f64, 3.0, (5, 40), &dev).unwrap();
     let a = genolm::ops::gelu_fused(&x).unwrap();
     let b = genolm::ops::gelu_tanh(&x).unwrap();
-    let d = (&a - &b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let d = max_abs_diff(&a, &b);
     assert!(d < 1e-12, "{d}");
     let probe = Tensor::randn(0f64, 1.0, (5, 40), &dev).unwrap();
     let ga = (&a * &probe)
@@ -197,13 +180,6 @@ fn fused_gelu_matches_composed_tanh_gelu() {
         .unwrap()
         .backward()
         .unwrap();
-    let d = (ga.get(&x).unwrap() - gb.get(&x).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap();
+    let d = max_abs_diff(ga.get(&x).unwrap(), gb.get(&x).unwrap());
     assert!(d < 1e-10, "gradient differs by {d}");
 }
