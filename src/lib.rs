@@ -9,6 +9,7 @@ pub mod cli;
 pub mod data;
 pub mod error;
 pub mod io;
+pub mod mem;
 pub mod models;
 pub mod ops;
 pub mod seq;

@@ -34,6 +34,241 @@ pub enum Which {
         after_help = "Example:\n  genolm bench train --model gb-cnn --batch 64 --length 300 --threads 2 --json"
     )]
     Train(TrainArgs),
+    /// Forward + backward time and peak heap of each backbone as the sequence length doubles.
+    #[command(
+        after_help = "Example:\n  genolm bench models --models mamba,hyena,transformer,transformer-dense --max-length 32768 --out scaling/\n  genolm bench models --json --min-length 1024 --max-length 4096"
+    )]
+    Models(ModelsArgs),
+}
+
+/// Arguments of `genolm bench models`.
+#[derive(Debug, clap::Args)]
+pub struct ModelsArgs {
+    /// Comma-separated backbones (`transformer-dense` is the transformer with a full window).
+    #[arg(long, default_value = "mamba,hyena,transformer,transformer-dense,cnn")]
+    pub models: String,
+    /// First length (tokens); lengths double from here.
+    #[arg(long, default_value_t = 1024)]
+    pub min_length: usize,
+    /// Last length (tokens).
+    #[arg(long, default_value_t = 32768)]
+    pub max_length: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Timed repetitions per length (after one warm-up); the fastest is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Stop a model when its next length is predicted to need more heap than this (bytes).
+    #[arg(long, default_value_t = 8_000_000_000)]
+    pub max_bytes: u64,
+    /// Stop a model when its next length is predicted to take longer than this per pass (seconds).
+    #[arg(long, default_value_t = 60.0)]
+    pub max_seconds: f64,
+    /// Directory for `scaling.json`, `scaling.md`, `scaling_time.svg` and `scaling_memory.svg`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print JSON (a list of `{"model", "length", "seconds", "peak_bytes"}`).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measurement of `genolm bench models`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScalingPoint {
+    /// Backbone name.
+    pub model: String,
+    /// Sequence length in tokens.
+    pub length: usize,
+    /// Seconds for one forward + backward pass (fastest repetition).
+    pub seconds: f64,
+    /// Peak heap bytes above the pre-pass level during the pass (0 when not measurable).
+    pub peak_bytes: u64,
+}
+
+/// A backbone config for a `bench models` name.
+fn bench_backbone(name: &str) -> Result<crate::models::BackboneConfig> {
+    crate::models::BackboneConfig::by_name(name)
+}
+
+/// Time one forward + backward pass of `name` at `len` tokens; returns (seconds, peak bytes).
+fn scaling_point(name: &str, len: usize, batch: usize, repeat: usize) -> Result<(f64, u64)> {
+    use crate::models::{Ctx, HeadConfig, ModelConfig, Pooling};
+    use candle_core::{Device, Tensor};
+    use rand::{Rng, SeedableRng};
+    let backbone = bench_backbone(name)?;
+    let cfg = ModelConfig {
+        vocab_size: 10,
+        seq_len: len,
+        num_classes: 2,
+        head: HeadConfig {
+            pooling: Pooling::Mean,
+            hidden: 0,
+            hidden_activation: false,
+            dropout: 0.0,
+        },
+        backbone,
+    };
+    let (model, _weights) = crate::train::classify::build_model(&cfg, 0)?;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+    let ids: Vec<u32> = (0..batch * len).map(|_| rng.random_range(5..10)).collect();
+    let x = Tensor::from_vec(ids, (batch, len), &Device::Cpu)?;
+    let y = Tensor::from_vec(vec![0u32; batch], batch, &Device::Cpu)?;
+    let pass = |rng: &mut rand_chacha::ChaCha8Rng| -> Result<()> {
+        let mut ctx = Ctx { train: true, rng };
+        let loss = crate::ops::cross_entropy(&model.forward(&x, &mut ctx)?, &y, None)?;
+        let grads = loss.backward()?;
+        drop(grads);
+        Ok(())
+    };
+    pass(&mut rng)?;
+    let (mut best, mut peak) = (f64::INFINITY, 0u64);
+    for _ in 0..repeat.max(1) {
+        crate::mem::reset_peak();
+        let base = crate::mem::current_bytes();
+        let t = Instant::now();
+        pass(&mut rng)?;
+        best = best.min(t.elapsed().as_secs_f64());
+        peak = peak.max(crate::mem::peak_bytes().saturating_sub(base) as u64);
+    }
+    Ok((best, peak))
+}
+
+/// Run the scaling benchmark: each model at doubling lengths until a limit is predicted to be hit.
+pub fn bench_models(a: &ModelsArgs) -> Result<Vec<ScalingPoint>> {
+    if a.min_length == 0 || a.max_length < a.min_length || a.batch == 0 {
+        return Err(Error::input(format!(
+            "bench models: need 0 < --min-length ({}) <= --max-length ({}) and --batch ({}) >= 1",
+            a.min_length, a.max_length, a.batch
+        )));
+    }
+    let names: Vec<&str> = a
+        .models
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    for n in &names {
+        bench_backbone(n)?;
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let mut prev: Option<(f64, u64)> = None;
+        let mut len = a.min_length;
+        while len <= a.max_length {
+            let (s, b) = scaling_point(name, len, a.batch, a.repeat)?;
+            eprintln!(
+                "bench models: {name} L={len}: {s:.3} s, peak {:.1} MB",
+                b as f64 / 1e6
+            );
+            out.push(ScalingPoint {
+                model: name.to_string(),
+                length: len,
+                seconds: s,
+                peak_bytes: b,
+            });
+            // Predict the next length from the last doubling (at least 2x).
+            let (ts, tb) = match prev {
+                Some((ps, pb)) if ps > 0.0 && pb > 0 => {
+                    ((s / ps).max(2.0), (b as f64 / pb as f64).max(2.0))
+                }
+                _ => (2.0, 2.0),
+            };
+            if s * ts > a.max_seconds || b as f64 * tb > a.max_bytes as f64 {
+                eprintln!("bench models: {name} stops at L={len} (next length predicted past --max-seconds or --max-bytes)");
+                break;
+            }
+            prev = Some((s, b));
+            len *= 2;
+        }
+    }
+    Ok(out)
+}
+
+/// The scaling table as Markdown, with the time and memory ratio to the previous length.
+pub fn scaling_table(points: &[ScalingPoint]) -> String {
+    let mut s = String::from(
+        "| model | length | seconds | peak MB | time × vs L/2 | memory × vs L/2 |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for (i, p) in points.iter().enumerate() {
+        let prev = i
+            .checked_sub(1)
+            .map(|j| &points[j])
+            .filter(|q| q.model == p.model && q.length * 2 == p.length);
+        let (rt, rm) = match prev {
+            Some(q) => (
+                format!("{:.2}", p.seconds / q.seconds),
+                if q.peak_bytes > 0 {
+                    format!("{:.2}", p.peak_bytes as f64 / q.peak_bytes as f64)
+                } else {
+                    "-".into()
+                },
+            ),
+            None => ("-".into(), "-".into()),
+        };
+        s.push_str(&format!(
+            "| {} | {} | {:.3} | {:.1} | {} | {} |\n",
+            p.model,
+            p.length,
+            p.seconds,
+            p.peak_bytes as f64 / 1e6,
+            rt,
+            rm
+        ));
+    }
+    s
+}
+
+fn write_scaling(dir: &Path, points: &[ScalingPoint]) -> Result<()> {
+    use crate::train::plot::{line_chart, Series};
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+    let mut models: Vec<&str> = Vec::new();
+    for p in points {
+        if !models.contains(&p.model.as_str()) {
+            models.push(&p.model);
+        }
+    }
+    let series = |f: &dyn Fn(&ScalingPoint) -> f64| -> Vec<Series> {
+        models
+            .iter()
+            .map(|m| {
+                Series::new(
+                    *m,
+                    points
+                        .iter()
+                        .filter(|p| p.model == *m)
+                        .map(|p| ((p.length as f64).log2(), f(p)))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let time = line_chart(
+        "Forward + backward time",
+        "log2 length (tokens)",
+        "log2 seconds",
+        &series(&|p| p.seconds.log2()),
+    );
+    let mem = line_chart(
+        "Peak heap during forward + backward",
+        "log2 length (tokens)",
+        "log2 MB",
+        &series(&|p| (p.peak_bytes.max(1) as f64 / 1e6).log2()),
+    );
+    let json = serde_json::to_string_pretty(points).map_err(|e| Error::Internal(e.to_string()))?;
+    for (name, text) in [
+        ("scaling_time.svg", time),
+        ("scaling_memory.svg", mem),
+        ("scaling.md", scaling_table(points)),
+        ("scaling.json", json),
+    ] {
+        let path = dir.join(name);
+        crate::io::write_atomic(&path, |w| {
+            w.write_all(text.as_bytes())
+                .map_err(|e| Error::io(path.display(), e))
+        })?;
+    }
+    Ok(())
 }
 
 /// Arguments of `genolm bench train`.
@@ -187,6 +422,24 @@ pub fn run(args: Args) -> Result<()> {
                 );
             } else {
                 print_io(&report);
+            }
+            Ok(())
+        }
+        Which::Models(a) => {
+            if !crate::mem::installed() {
+                eprintln!("bench models: heap accounting is not installed in this program; peak_bytes will be 0");
+            }
+            let points = bench_models(&a)?;
+            if let Some(dir) = &a.out {
+                write_scaling(dir, &points)?;
+            }
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&points).map_err(|e| Error::Internal(e.to_string()))?
+                );
+            } else {
+                print!("{}", scaling_table(&points));
             }
             Ok(())
         }
