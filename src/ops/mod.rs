@@ -23,6 +23,7 @@ mod gelu_fused;
 mod linear;
 mod norm;
 mod pool;
+mod scan;
 mod softmax;
 
 pub use activation::{dropout, gelu, gelu_tanh, relu, sigmoid, silu};
@@ -35,6 +36,7 @@ pub use norm::{layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, Rm
 pub use pool::{
     global_avg_pool1d, global_max_pool1d, max_pool1d, max_pool1d_strided, upsample_nearest1d,
 };
+pub use scan::{selective_scan, selective_scan_chunked, SCAN_CHUNK};
 pub use softmax::{
     cross_entropy, cross_entropy_ignore_index, cross_entropy_masked, log_softmax, softmax,
 };
