@@ -274,7 +274,7 @@ fn write_scaling(dir: &Path, points: &[ScalingPoint]) -> Result<()> {
 /// Arguments of `genolm bench train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Model (`gb-cnn`, `cnn`).
+    /// Model (`gb-cnn`, `cnn`, `transformer`, `mamba`, `caduceus`, `hyena`).
     #[arg(long, default_value = "gb-cnn")]
     pub model: String,
     /// Batch size.

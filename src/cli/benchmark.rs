@@ -42,7 +42,7 @@ pub struct PromoterArgs {
     /// Data directory (default: $GENOLM_DATA, then ../shared/data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Model (`cnn`, `gb-cnn`).
+    /// Model (`cnn`, `gb-cnn`, `transformer`, `mamba`, `caduceus`, `hyena`).
     #[arg(long, default_value = "cnn")]
     pub model: String,
     /// Output directory (one run directory per set and fold, plus report.json and report.md).

@@ -24,7 +24,8 @@ pub struct Args {
     /// Task: `classify` (sequence classification).
     #[arg(long, default_value = "classify")]
     pub task: String,
-    /// Model: `cnn` (dilated residual CNN) or `gb-cnn` (the genomic-benchmarks baseline).
+    /// Model: `cnn` (dilated residual CNN), `gb-cnn` (the genomic-benchmarks baseline), `transformer`
+    /// (block-sparse attention), `mamba` (bidirectional), `caduceus` (RC-equivariant Mamba), `hyena`.
     #[arg(long, default_value = "cnn")]
     pub model: String,
     /// A TOML file with the backbone settings (overrides --model's defaults).
@@ -170,6 +171,7 @@ pub fn backbone_config(model: &str, file: Option<&Path>) -> Result<BackboneConfi
     let parsed = match base {
         BackboneConfig::GbCnn(_) => toml::from_str(&text).map(BackboneConfig::GbCnn),
         BackboneConfig::Cnn(_) => toml::from_str(&text).map(BackboneConfig::Cnn),
+        BackboneConfig::Mamba(_) => toml::from_str(&text).map(BackboneConfig::Mamba),
     };
     parsed.map_err(|e| {
         Error::input(format!(

@@ -43,16 +43,27 @@ pub enum BackboneConfig {
     GbCnn(gb_cnn::Config),
     /// A dilated residual 1-D CNN.
     Cnn(cnn::Config),
+    /// Mamba (selective state space), bidirectional by default; `caduceus` is its RC-equivariant preset.
+    Mamba(mamba::Config),
 }
 
 impl BackboneConfig {
-    /// Default config for a model name (`gb-cnn`, `cnn`).
+    /// Model names [`by_name`](Self::by_name) knows.
+    pub const NAMES: &'static [&'static str] = &["gb-cnn", "cnn", "mamba", "caduceus"];
+
+    /// Default config for a model name (see [`NAMES`](Self::NAMES)).
     pub fn by_name(name: &str) -> Result<Self> {
         match name {
             "gb-cnn" => Ok(BackboneConfig::GbCnn(gb_cnn::Config::default())),
             "cnn" => Ok(BackboneConfig::Cnn(cnn::Config::default())),
+            "mamba" => Ok(BackboneConfig::Mamba(mamba::Config::default())),
+            "caduceus" => Ok(BackboneConfig::Mamba(mamba::Config {
+                rc_equivariant: true,
+                ..mamba::Config::default()
+            })),
             other => Err(Error::input(format!(
-                "unknown model '{other}' (known: gb-cnn, cnn)"
+                "unknown model '{other}' (known: {})",
+                Self::NAMES.join(", ")
             ))),
         }
     }
@@ -62,6 +73,8 @@ impl BackboneConfig {
         match self {
             BackboneConfig::GbCnn(_) => "gb-cnn",
             BackboneConfig::Cnn(_) => "cnn",
+            BackboneConfig::Mamba(c) if c.rc_equivariant => "caduceus",
+            BackboneConfig::Mamba(_) => "mamba",
         }
     }
 
@@ -82,6 +95,14 @@ impl BackboneConfig {
                 hidden: 128,
                 hidden_activation: true,
                 dropout: 0.2,
+            },
+            // The long-range backbones keep full length: pool first (flatten would put
+            // channels × length weights in the head).
+            _ => HeadConfig {
+                pooling: Pooling::Attention,
+                hidden: 128,
+                hidden_activation: true,
+                dropout: 0.1,
             },
         }
     }
@@ -125,6 +146,7 @@ impl Classifier {
         let backbone: Box<dyn Backbone> = match &cfg.backbone {
             BackboneConfig::GbCnn(c) => Box::new(gb_cnn::GbCnn::new(c, cfg.vocab_size, p, b)?),
             BackboneConfig::Cnn(c) => Box::new(cnn::DilatedCnn::new(c, cfg.vocab_size, p, b)?),
+            BackboneConfig::Mamba(c) => Box::new(mamba::Mamba::new(c, cfg.vocab_size, p, b)?),
         };
         let out_len = backbone.out_len(cfg.seq_len);
         if out_len == 0 {
