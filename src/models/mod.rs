@@ -13,6 +13,7 @@ pub mod cnn;
 pub mod gb_cnn;
 pub mod head;
 pub mod init;
+pub mod transformer;
 
 pub use head::{ClassifyHead, HeadConfig, Pooling, SegmentHead};
 
