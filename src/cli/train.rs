@@ -172,6 +172,7 @@ pub fn backbone_config(model: &str, file: Option<&Path>) -> Result<BackboneConfi
         BackboneConfig::GbCnn(_) => toml::from_str(&text).map(BackboneConfig::GbCnn),
         BackboneConfig::Cnn(_) => toml::from_str(&text).map(BackboneConfig::Cnn),
         BackboneConfig::Mamba(_) => toml::from_str(&text).map(BackboneConfig::Mamba),
+        BackboneConfig::Transformer(_) => toml::from_str(&text).map(BackboneConfig::Transformer),
     };
     parsed.map_err(|e| {
         Error::input(format!(

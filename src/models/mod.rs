@@ -14,6 +14,7 @@ pub mod gb_cnn;
 pub mod head;
 pub mod init;
 pub mod mamba;
+pub mod transformer;
 
 pub use head::{ClassifyHead, HeadConfig, Pooling, SegmentHead};
 
@@ -45,11 +46,20 @@ pub enum BackboneConfig {
     Cnn(cnn::Config),
     /// Mamba (selective state space), bidirectional by default; `caduceus` is its RC-equivariant preset.
     Mamba(mamba::Config),
+    /// Block-sparse attention transformer (GENA-LM / BigBird style); `transformer-dense` has a full window.
+    Transformer(transformer::Config),
 }
 
 impl BackboneConfig {
     /// Model names [`by_name`](Self::by_name) knows.
-    pub const NAMES: &'static [&'static str] = &["gb-cnn", "cnn", "mamba", "caduceus"];
+    pub const NAMES: &'static [&'static str] = &[
+        "gb-cnn",
+        "cnn",
+        "transformer",
+        "transformer-dense",
+        "mamba",
+        "caduceus",
+    ];
 
     /// Default config for a model name (see [`NAMES`](Self::NAMES)).
     pub fn by_name(name: &str) -> Result<Self> {
@@ -57,6 +67,11 @@ impl BackboneConfig {
             "gb-cnn" => Ok(BackboneConfig::GbCnn(gb_cnn::Config::default())),
             "cnn" => Ok(BackboneConfig::Cnn(cnn::Config::default())),
             "mamba" => Ok(BackboneConfig::Mamba(mamba::Config::default())),
+            "transformer" => Ok(BackboneConfig::Transformer(transformer::Config::default())),
+            "transformer-dense" => Ok(BackboneConfig::Transformer(transformer::Config {
+                dense: true,
+                ..transformer::Config::default()
+            })),
             "caduceus" => Ok(BackboneConfig::Mamba(mamba::Config {
                 rc_equivariant: true,
                 ..mamba::Config::default()
@@ -75,6 +90,8 @@ impl BackboneConfig {
             BackboneConfig::Cnn(_) => "cnn",
             BackboneConfig::Mamba(c) if c.rc_equivariant => "caduceus",
             BackboneConfig::Mamba(_) => "mamba",
+            BackboneConfig::Transformer(c) if c.dense => "transformer-dense",
+            BackboneConfig::Transformer(_) => "transformer",
         }
     }
 
@@ -147,6 +164,9 @@ impl Classifier {
             BackboneConfig::GbCnn(c) => Box::new(gb_cnn::GbCnn::new(c, cfg.vocab_size, p, b)?),
             BackboneConfig::Cnn(c) => Box::new(cnn::DilatedCnn::new(c, cfg.vocab_size, p, b)?),
             BackboneConfig::Mamba(c) => Box::new(mamba::Mamba::new(c, cfg.vocab_size, p, b)?),
+            BackboneConfig::Transformer(c) => {
+                Box::new(transformer::Transformer::new(c, cfg.vocab_size, p, b)?)
+            }
         };
         let out_len = backbone.out_len(cfg.seq_len);
         if out_len == 0 {

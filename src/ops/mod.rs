@@ -16,6 +16,7 @@
 //! order, and its matmul (gemm) splits work over output tiles for a fixed thread count.
 
 mod activation;
+mod block_attention;
 mod bn_fused;
 mod conv1d;
 mod embed_conv;
@@ -24,9 +25,13 @@ mod linear;
 mod norm;
 mod pool;
 mod scan;
+mod rope;
 mod softmax;
 
 pub use activation::{dropout, gelu, gelu_tanh, relu, sigmoid, silu};
+pub use block_attention::{
+    block_sparse_attention, dense_attention, BlockPattern, SparseAttentionConfig, MASK_VALUE,
+};
 pub use bn_fused::batch_norm_train;
 pub use conv1d::{conv1d, conv1d_composed, Conv1d, Conv1dConfig};
 pub use embed_conv::embed_conv1d;
@@ -37,6 +42,7 @@ pub use pool::{
     global_avg_pool1d, global_max_pool1d, max_pool1d, max_pool1d_strided, upsample_nearest1d,
 };
 pub use scan::{selective_scan, selective_scan_chunked, SCAN_CHUNK};
+pub use rope::{rope, Rope};
 pub use softmax::{
     cross_entropy, cross_entropy_ignore_index, cross_entropy_masked, log_softmax, softmax,
 };
