@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 pub mod cnn;
 pub mod gb_cnn;
 pub mod head;
+pub mod hyena;
 pub mod init;
 
 pub use head::{ClassifyHead, HeadConfig, Pooling, SegmentHead};
