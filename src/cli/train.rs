@@ -173,6 +173,7 @@ pub fn backbone_config(model: &str, file: Option<&Path>) -> Result<BackboneConfi
         BackboneConfig::Cnn(_) => toml::from_str(&text).map(BackboneConfig::Cnn),
         BackboneConfig::Mamba(_) => toml::from_str(&text).map(BackboneConfig::Mamba),
         BackboneConfig::Transformer(_) => toml::from_str(&text).map(BackboneConfig::Transformer),
+        BackboneConfig::Hyena(_) => toml::from_str(&text).map(BackboneConfig::Hyena),
     };
     parsed.map_err(|e| {
         Error::input(format!(

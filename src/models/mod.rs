@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 pub mod cnn;
 pub mod gb_cnn;
 pub mod head;
+pub mod hyena;
 pub mod init;
 pub mod mamba;
 pub mod transformer;
@@ -48,6 +49,8 @@ pub enum BackboneConfig {
     Mamba(mamba::Config),
     /// Block-sparse attention transformer (GENA-LM / BigBird style); `transformer-dense` has a full window.
     Transformer(transformer::Config),
+    /// Hyena (HyenaDNA): implicit long filters applied by FFT convolution, bidirectional by default.
+    Hyena(hyena::Config),
 }
 
 impl BackboneConfig {
@@ -59,6 +62,7 @@ impl BackboneConfig {
         "transformer-dense",
         "mamba",
         "caduceus",
+        "hyena",
     ];
 
     /// Default config for a model name (see [`NAMES`](Self::NAMES)).
@@ -67,6 +71,7 @@ impl BackboneConfig {
             "gb-cnn" => Ok(BackboneConfig::GbCnn(gb_cnn::Config::default())),
             "cnn" => Ok(BackboneConfig::Cnn(cnn::Config::default())),
             "mamba" => Ok(BackboneConfig::Mamba(mamba::Config::default())),
+            "hyena" => Ok(BackboneConfig::Hyena(hyena::Config::default())),
             "transformer" => Ok(BackboneConfig::Transformer(transformer::Config::default())),
             "transformer-dense" => Ok(BackboneConfig::Transformer(transformer::Config {
                 dense: true,
@@ -92,6 +97,7 @@ impl BackboneConfig {
             BackboneConfig::Mamba(_) => "mamba",
             BackboneConfig::Transformer(c) if c.dense => "transformer-dense",
             BackboneConfig::Transformer(_) => "transformer",
+            BackboneConfig::Hyena(_) => "hyena",
         }
     }
 
@@ -164,6 +170,7 @@ impl Classifier {
             BackboneConfig::GbCnn(c) => Box::new(gb_cnn::GbCnn::new(c, cfg.vocab_size, p, b)?),
             BackboneConfig::Cnn(c) => Box::new(cnn::DilatedCnn::new(c, cfg.vocab_size, p, b)?),
             BackboneConfig::Mamba(c) => Box::new(mamba::Mamba::new(c, cfg.vocab_size, p, b)?),
+            BackboneConfig::Hyena(c) => Box::new(hyena::Hyena::new(c, cfg.vocab_size, p, b)?),
             BackboneConfig::Transformer(c) => {
                 Box::new(transformer::Transformer::new(c, cfg.vocab_size, p, b)?)
             }

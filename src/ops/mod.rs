@@ -20,12 +20,13 @@ mod block_attention;
 mod bn_fused;
 mod conv1d;
 mod embed_conv;
+mod fftconv;
 mod gelu_fused;
 mod linear;
 mod norm;
 mod pool;
-mod scan;
 mod rope;
+mod scan;
 mod softmax;
 
 pub use activation::{dropout, gelu, gelu_tanh, relu, sigmoid, silu};
@@ -35,14 +36,15 @@ pub use block_attention::{
 pub use bn_fused::batch_norm_train;
 pub use conv1d::{conv1d, conv1d_composed, Conv1d, Conv1dConfig};
 pub use embed_conv::embed_conv1d;
+pub use fftconv::fft_conv;
 pub use gelu_fused::gelu_fused;
 pub use linear::{linear, Linear};
 pub use norm::{layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, RmsNorm};
 pub use pool::{
     global_avg_pool1d, global_max_pool1d, max_pool1d, max_pool1d_strided, upsample_nearest1d,
 };
-pub use scan::{selective_scan, selective_scan_chunked, SCAN_CHUNK};
 pub use rope::{rope, Rope};
+pub use scan::{selective_scan, selective_scan_chunked, SCAN_CHUNK};
 pub use softmax::{
     cross_entropy, cross_entropy_ignore_index, cross_entropy_masked, log_softmax, softmax,
 };
