@@ -399,3 +399,102 @@ fn bad_configs_and_data_give_one_line_and_exit_2() {
         "not a genolm run",
     );
 }
+
+/// Tiny settings for each long-range backbone, so a CPU test trains them in seconds.
+const TINY: [(&str, &str); 6] = [
+    (
+        "transformer",
+        "d_model = 16\nn_layer = 1\nn_heads = 2\nblock = 8\n",
+    ),
+    (
+        "transformer-dense",
+        "d_model = 16\nn_layer = 1\nn_heads = 2\ndense = true\n",
+    ),
+    ("mamba", "d_model = 16\nn_layer = 1\nd_state = 4\n"),
+    (
+        "caduceus",
+        "d_model = 8\nn_layer = 1\nd_state = 4\nrc_equivariant = true\n",
+    ),
+    ("hyena", "d_model = 16\nn_layer = 1\nfilter_order = 16\n"),
+    (
+        "hyena",
+        "d_model = 16\nn_layer = 1\nfilter_order = 16\nbidirectional = false\n",
+    ),
+];
+
+#[test]
+fn long_range_backbones_train_with_every_head_and_evaluate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 40);
+    let poolings = ["attention", "mean", "max", "flatten"];
+    for (i, (model, toml)) in TINY.iter().enumerate() {
+        let cfg = tmp.path().join(format!("m{i}.toml"));
+        std::fs::write(&cfg, toml).unwrap();
+        let cfg_s = cfg.to_string_lossy().to_string();
+        let pooling = poolings[i % poolings.len()];
+        let mut reports = Vec::new();
+        // The Mamba run goes twice: same seed, same numbers.
+        for rep in 0..if i == 2 { 2 } else { 1 } {
+            let run = tmp.path().join(format!("run{i}_{rep}"));
+            let run_s = run.to_string_lossy().to_string();
+            let mut args = train_args(
+                &spec,
+                &run_s,
+                &["--model-config", &cfg_s, "--pooling", pooling],
+            );
+            args[4] = model;
+            args[10] = "1"; // one epoch
+            let o = genolm(&args);
+            assert!(
+                o.status.success(),
+                "{model}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            let r = report(&run);
+            let auroc = r["valid"]["auroc"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&auroc), "{model}: {r}");
+            let stored = std::fs::read_to_string(run.join("config.toml")).unwrap();
+            let kind = if model.starts_with("transformer") {
+                "transformer"
+            } else if *model == "caduceus" {
+                "mamba"
+            } else {
+                model
+            };
+            assert!(stored.contains(&format!("kind = \"{kind}\"")), "{stored}");
+            let o = genolm(&["eval", "--model", &run_s, "--data", &spec, "--json"]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            assert!(m["accuracy"].as_f64().unwrap() > 0.0, "{m}");
+            reports.push(r);
+        }
+        if reports.len() == 2 {
+            assert_eq!(
+                reports[0], reports[1],
+                "{model}: same seed, different numbers"
+            );
+        }
+    }
+    // The RC-equivariant Mamba needs the character vocabulary: a k-mer tokenizer is a clear error.
+    let cfg = tmp.path().join("m3.toml");
+    let run = tmp.path().join("bad");
+    let mut args = train_args(
+        &spec,
+        run.to_str().unwrap(),
+        &[
+            "--model-config",
+            cfg.to_str().unwrap(),
+            "--tokenizer",
+            "kmer:3",
+        ],
+    );
+    args[4] = "caduceus";
+    let o = genolm(&args);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("rc_equivariant needs the character vocabulary"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
