@@ -119,10 +119,11 @@ impl BackboneConfig {
                 hidden_activation: true,
                 dropout: 0.2,
             },
-            // The long-range backbones keep full length: pool first (flatten would put
-            // channels × length weights in the head).
+            // The long-range backbones keep full length. Flatten (position kept) was chosen on
+            // validation of EPDnew fold 1 (6,000 training examples, 3 epochs): transformer valid
+            // AUROC 0.819 with flatten; hyena 0.637 with attention pooling. `--pooling` changes it.
             _ => HeadConfig {
-                pooling: Pooling::Attention,
+                pooling: Pooling::Flatten,
                 hidden: 128,
                 hidden_activation: true,
                 dropout: 0.1,
