@@ -8,39 +8,15 @@
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use genolm::models::transformer::{Block, Config, Transformer};
 use genolm::models::{Backbone, Ctx, Weights};
 use genolm::ops::{self, BlockPattern, Rope, SparseAttentionConfig, MASK_VALUE};
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const FD_EPS: f64 = 1e-6;
-const REL_TOL: f64 = 1e-6;
-const ABS_TOL: f64 = 1e-8;
-
-fn rng(seed: u64) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(seed)
-}
-
-fn rand_vec(r: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
-    (0..n).map(|_| r.random::<f64>() * 2.0 - 1.0).collect()
-}
-
-fn rand_t(r: &mut ChaCha8Rng, shape: &[usize]) -> Tensor {
-    let n = shape.iter().product();
-    Tensor::from_vec(rand_vec(r, n), shape, &Device::Cpu).unwrap()
-}
-
-fn flat(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f64>()
-        .unwrap()
-}
+mod common;
+use common::{flat, grad_check, rand_t, rng};
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
     assert_eq!(a.dims(), b.dims(), "shapes differ");
@@ -49,65 +25,6 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         .zip(flat(b))
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max)
-}
-
-/// Check analytic against numeric gradients of `sum(f(inputs) * R)`; returns the worst
-/// relative error `|a - n| / max(|a|, |n|, 1e-3)` seen.
-fn grad_check<F>(name: &str, inputs: &[Tensor], f: F) -> f64
-where
-    F: Fn(&[Tensor]) -> Result<Tensor>,
-{
-    let vars: Vec<Var> = inputs
-        .iter()
-        .map(|t| Var::from_tensor(t).unwrap())
-        .collect();
-    let var_ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let out = f(&var_ts).unwrap();
-    let weights = rand_t(&mut rng(0xfeed), out.dims());
-    let loss_of = |ts: &[Tensor]| -> f64 {
-        let o = f(ts).unwrap();
-        (o * &weights)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
-    let loss = (out * &weights).unwrap().sum_all().unwrap();
-    let grads = loss.backward().unwrap();
-    let mut worst = 0.0f64;
-    for (i, v) in vars.iter().enumerate() {
-        let g = grads
-            .get(v.as_tensor())
-            .unwrap_or_else(|| panic!("{name}: no gradient for input {i}"));
-        assert_eq!(
-            g.dims(),
-            inputs[i].dims(),
-            "{name}: gradient shape of input {i}"
-        );
-        let analytic = flat(g);
-        let base = flat(&inputs[i]);
-        for j in 0..base.len() {
-            let eval = |delta: f64| {
-                let mut p = base.clone();
-                p[j] += delta;
-                let mut ts: Vec<Tensor> = inputs.to_vec();
-                ts[i] = Tensor::from_vec(p, inputs[i].dims(), &Device::Cpu).unwrap();
-                loss_of(&ts)
-            };
-            let numeric = (eval(FD_EPS) - eval(-FD_EPS)) / (2.0 * FD_EPS);
-            let a = analytic[j];
-            let diff = (a - numeric).abs();
-            let scale = a.abs().max(numeric.abs());
-            assert!(
-                diff <= REL_TOL * scale + ABS_TOL,
-                "{name}: input {i} element {j}: analytic {a} vs numeric {numeric}"
-            );
-            worst = worst.max(diff / scale.max(1e-3));
-        }
-    }
-    println!("{name}: worst relative gradient error {worst:.2e}");
-    worst
 }
 
 fn sparse_cfg(

@@ -1,0 +1,96 @@
+//! Shared helpers of the gradient-check test files: seeded random tensors and the f64
+//! finite-difference check (central differences, eps 1e-6; an element passes when
+//! |analytic - numeric| <= 1e-6 * max(|analytic|, |numeric|) + 1e-8).
+#![allow(dead_code)]
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Finite-difference step.
+pub const FD_EPS: f64 = 1e-6;
+/// Relative tolerance of the gradient check.
+pub const REL_TOL: f64 = 1e-6;
+/// Absolute tolerance of the gradient check.
+pub const ABS_TOL: f64 = 1e-8;
+
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+pub fn rand_vec(r: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
+    (0..n).map(|_| r.random::<f64>() * 2.0 - 1.0).collect()
+}
+
+pub fn rand_t(r: &mut ChaCha8Rng, shape: &[usize]) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(rand_vec(r, n), shape, &Device::Cpu).unwrap()
+}
+
+pub fn flat(t: &Tensor) -> Vec<f64> {
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap()
+}
+
+/// Check analytic against numeric gradients of `sum(f(inputs) * R)`; returns the worst
+/// relative error `|a - n| / max(|a|, |n|, 1e-3)` seen.
+pub fn grad_check<F>(name: &str, inputs: &[Tensor], f: F) -> f64
+where
+    F: Fn(&[Tensor]) -> Result<Tensor>,
+{
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
+    let var_ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let out = f(&var_ts).unwrap();
+    let weights = rand_t(&mut rng(0xfeed), out.dims());
+    let loss_of = |ts: &[Tensor]| -> f64 {
+        let o = f(ts).unwrap();
+        (o * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    };
+    let loss = (out * &weights).unwrap().sum_all().unwrap();
+    let grads = loss.backward().unwrap();
+    let mut worst = 0.0f64;
+    for (i, v) in vars.iter().enumerate() {
+        let g = grads
+            .get(v.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient for input {i}"));
+        assert_eq!(
+            g.dims(),
+            inputs[i].dims(),
+            "{name}: gradient shape of input {i}"
+        );
+        let analytic = flat(g);
+        let base = flat(&inputs[i]);
+        for j in 0..base.len() {
+            let eval = |delta: f64| {
+                let mut p = base.clone();
+                p[j] += delta;
+                let mut ts: Vec<Tensor> = inputs.to_vec();
+                ts[i] = Tensor::from_vec(p, inputs[i].dims(), &Device::Cpu).unwrap();
+                loss_of(&ts)
+            };
+            let numeric = (eval(FD_EPS) - eval(-FD_EPS)) / (2.0 * FD_EPS);
+            let a = analytic[j];
+            let diff = (a - numeric).abs();
+            let scale = a.abs().max(numeric.abs());
+            assert!(
+                diff <= REL_TOL * scale + ABS_TOL,
+                "{name}: input {i} element {j}: analytic {a} vs numeric {numeric}"
+            );
+            worst = worst.max(diff / scale.max(1e-3));
+        }
+    }
+    println!("{name}: worst relative gradient error {worst:.2e}");
+    worst
+}
