@@ -9,7 +9,10 @@ pub mod demo;
 pub mod eval;
 pub mod extract;
 pub mod labels;
+pub mod leakage;
+pub mod markov;
 pub mod predict;
+pub mod split;
 pub mod stats;
 pub mod tokenize;
 pub mod train;
@@ -51,6 +54,12 @@ pub enum Command {
     Benchmark(benchmark::Args),
     /// Throughput benchmarks.
     Bench(bench::Args),
+    /// Train/valid/test splits: random, by chromosome, or homology-aware (with a leakage report).
+    Split(split::Args),
+    /// Test-vs-train leakage: each test sequence's highest identity to any training sequence.
+    Leakage(leakage::Args),
+    /// K-th order Markov baseline: bits per base on held-out sequences.
+    Markov(markov::Args),
 }
 
 /// Fix the number of worker threads for rayon and candle (which reads `RAYON_NUM_THREADS`).
@@ -112,6 +121,9 @@ pub fn main() -> i32 {
         Command::Predict(a) => predict::run(a),
         Command::Benchmark(a) => benchmark::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Split(a) => split::run(a),
+        Command::Leakage(a) => leakage::run(a),
+        Command::Markov(a) => markov::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -2,6 +2,8 @@
 
 pub mod classify;
 pub mod folds;
+pub mod homology;
+pub mod split;
 
 pub use classify::{promoter_benchmarks, BenchmarkSet, LabeledSet};
 pub use folds::Split;

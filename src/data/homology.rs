@@ -1,0 +1,1067 @@
+//! Homology between sequences: canonical k-mer sketches, candidate pairs from an inverted index,
+//! alignment identity in the cd-hit-est sense, single-linkage clusters and train/test leakage.
+//!
+//! # Method
+//!
+//! 1. **Sketch.** Every sequence is reduced to the set of its canonical k-mers (the smaller of a
+//!    k-mer and its reverse complement, 2 bits a base; windows with a non-ACGT base are skipped),
+//!    each with the strand on which it was read. A sequence and its reverse complement have the
+//!    same sketch. The sketch keeps *every* k-mer (density 1): two 300 bp sequences at 80 %
+//!    identity share only about 16 of their 288 13-mers, so a sub-sampled sketch (bottom-s
+//!    MinHash, sparse minimizers) would miss many of the pairs that matter here.
+//! 2. **Candidates.** An inverted index maps each k-mer to the sequences holding it. A pair is a
+//!    candidate, on a relative strand, when it shares at least `min_shared` k-mers read on that
+//!    relative strand (the *candidate bar*). k-mers held by more than `max_occ` sequences
+//!    (low-complexity and repeat k-mers) are not used to find candidates.
+//! 3. **Bound.** For each candidate the longest common subsequence of the two sequences (on the
+//!    candidate's strand, bit-parallel, Hyyrö 2004) bounds from above the number of identical
+//!    aligned bases of *any* alignment, so `LCS / shorter length` is an upper bound on identity.
+//!    Candidates whose bound is below what is asked are not aligned.
+//! 4. **Identity.** The remaining candidates are aligned with `bio`'s semi-global aligner
+//!    (the shorter sequence end to end, free end gaps on the longer one; scores as cd-hit-est:
+//!    match 2, mismatch −2, gap open −6, gap extend −1; N matches nothing) on the candidate's
+//!    strand. Identity = identical aligned A/C/G/T bases / length of the shorter sequence, the
+//!    cd-hit-est definition (`-G 1`).
+//! 5. **Clusters.** Pairs with identity ≥ the threshold are linked; connected components of a
+//!    union-find are the clusters (single linkage). A pair already in one component is not
+//!    aligned, so big families cost about one alignment per member.
+//!
+//! Sequences longer than [`MAX_ALIGN_LEN`] are refused: the aligner keeps an m×n traceback.
+
+use std::collections::HashMap;
+
+use bio::alignment::pairwise::Aligner;
+use bio::alignment::AlignmentOperation;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::seq::BASE_CODE;
+
+/// Longest sequence accepted for alignment (bp).
+pub const MAX_ALIGN_LEN: usize = 20_000;
+
+/// Parameters of the homology search.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Params {
+    /// Identity threshold in (0, 1] for linking two sequences.
+    pub identity: f64,
+    /// k-mer length of the sketch (8..=16).
+    pub k: usize,
+    /// Candidate bar: shared k-mers (on one relative strand) needed to align a pair.
+    pub min_shared: u32,
+    /// k-mers held by more sequences than this are not used to find candidates.
+    pub max_occ: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            identity: 0.8,
+            k: 13,
+            min_shared: 2,
+            max_occ: 10_000,
+        }
+    }
+}
+
+impl Params {
+    /// Check the parameters; errors name the offending option.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.identity > 0.0 && self.identity <= 1.0) {
+            return Err(Error::input(format!(
+                "--identity must be in (0, 1], got {}",
+                self.identity
+            )));
+        }
+        if !(8..=16).contains(&self.k) {
+            return Err(Error::input(format!(
+                "--kmer must be in 8..=16, got {}",
+                self.k
+            )));
+        }
+        if self.min_shared == 0 {
+            return Err(Error::input("--min-shared must be at least 1"));
+        }
+        if self.max_occ < 2 {
+            return Err(Error::input("--max-occ must be at least 2"));
+        }
+        Ok(())
+    }
+}
+
+/// Error unless every sequence is non-empty and at most [`MAX_ALIGN_LEN`] long.
+pub fn check_lengths(names: &[String], seqs: &[&[u8]], what: &str) -> Result<()> {
+    for (n, s) in names.iter().zip(seqs) {
+        if s.len() > MAX_ALIGN_LEN {
+            return Err(Error::input(format!(
+                "{what}: record '{n}' is {} bp; homology search aligns sequences of at most {MAX_ALIGN_LEN} bp (split whole chromosomes with --method chromosome)",
+                s.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The sketch of a sequence: its distinct canonical k-mers as `code << 1 | strand`, sorted.
+///
+/// `strand` is 1 when the canonical k-mer is the reverse complement of the one read.
+pub fn sketch(seq: &[u8], k: usize) -> Vec<u64> {
+    sketch_with_positions(seq, k)
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect()
+}
+
+/// Sketch entries with the position of their first occurrence, sorted by entry.
+fn sketch_with_positions(seq: &[u8], k: usize) -> Vec<(u64, u16)> {
+    let mask: u64 = (1u64 << (2 * k)) - 1;
+    let shift = 2 * (k - 1);
+    let (mut fwd, mut rev, mut valid) = (0u64, 0u64, 0usize);
+    let mut out: Vec<(u64, u16)> = Vec::with_capacity(seq.len().saturating_sub(k - 1));
+    for (i, &b) in seq.iter().enumerate() {
+        let c = BASE_CODE[b as usize] as u64;
+        if c > 3 {
+            valid = 0;
+            fwd = 0;
+            rev = 0;
+            continue;
+        }
+        fwd = ((fwd << 2) | c) & mask;
+        rev = (rev >> 2) | ((3 - c) << shift);
+        valid += 1;
+        if valid >= k {
+            let pos = (i + 1 - k).min(u16::MAX as usize) as u16;
+            out.push((if fwd <= rev { fwd << 1 } else { (rev << 1) | 1 }, pos));
+        }
+    }
+    // Distinct canonical codes, first occurrence kept.
+    out.sort_unstable();
+    out.dedup_by_key(|e| e.0 >> 1);
+    out
+}
+
+/// Width of the diagonal window in which shared k-mers are counted (allows indels).
+pub const DIAGONAL_WINDOW: i32 = 32;
+
+/// An inverted index from canonical k-mers to the sequences (and strands) holding them.
+pub struct KmerIndex {
+    k: usize,
+    /// Distinct canonical codes, sorted.
+    codes: Vec<u32>,
+    /// `postings[offsets[i]..offsets[i + 1]]` hold `target << 1 | strand` for `codes[i]`.
+    offsets: Vec<u32>,
+    postings: Vec<u32>,
+    /// Position of the k-mer in the target, parallel to `postings`.
+    positions: Vec<u16>,
+    /// Length of each target.
+    lens: Vec<u32>,
+    /// Bucket table over the top bits of a code, narrowing the binary search.
+    buckets: Vec<u32>,
+    bucket_shift: u32,
+}
+
+impl KmerIndex {
+    /// Index the sketches of `seqs` (rayon-parallel); sequences must be under 65,536 bp.
+    pub fn build(seqs: &[&[u8]], k: usize) -> Result<Self> {
+        if seqs.len() >= 1 << 31 {
+            return Err(Error::input(
+                "too many sequences for the k-mer index (2^31)",
+            ));
+        }
+        if let Some(s) = seqs.iter().find(|s| s.len() > u16::MAX as usize) {
+            return Err(Error::input(format!(
+                "a {} bp sequence is too long for the k-mer index (at most {})",
+                s.len(),
+                u16::MAX
+            )));
+        }
+        // Sketch entries packed as (code << 1 | strand) << 16 | position.
+        let sketches: Vec<Vec<u64>> = seqs
+            .par_iter()
+            .map(|s| {
+                sketch_with_positions(s, k)
+                    .into_iter()
+                    .map(|(e, pos)| (e << 16) | pos as u64)
+                    .collect()
+            })
+            .collect();
+        let total: usize = sketches.iter().map(Vec::len).sum();
+        if total >= u32::MAX as usize {
+            return Err(Error::input(
+                "too many k-mers for the index (over 2^32); split the input",
+            ));
+        }
+        // Index entries: (code << 32 | target << 1 | strand, position), sorted.
+        let mut entries: Vec<(u64, u16)> = Vec::with_capacity(total);
+        for (t, sk) in sketches.into_iter().enumerate() {
+            let t = (t as u64) << 1;
+            entries.extend(
+                sk.into_iter()
+                    .map(|x| (((x >> 17) << 32) | t | ((x >> 16) & 1), x as u16)),
+            );
+        }
+        entries.par_sort_unstable();
+        let mut codes = Vec::new();
+        let mut offsets = Vec::new();
+        let mut postings = Vec::with_capacity(entries.len());
+        let mut positions = Vec::with_capacity(entries.len());
+        let mut last = u64::MAX;
+        for (e, pos) in entries {
+            let code = e >> 32;
+            if code != last {
+                codes.push(code as u32);
+                offsets.push(postings.len() as u32);
+                last = code;
+            }
+            postings.push(e as u32);
+            positions.push(pos);
+        }
+        offsets.push(postings.len() as u32);
+        let bits = (2 * k).min(22) as u32;
+        let bucket_shift = 2 * k as u32 - bits;
+        let mut buckets = vec![0u32; (1usize << bits) + 1];
+        let mut i = 0usize;
+        for (b, slot) in buckets.iter_mut().enumerate() {
+            while i < codes.len() && ((codes[i] >> bucket_shift) as usize) < b {
+                i += 1;
+            }
+            *slot = i as u32;
+        }
+        Ok(KmerIndex {
+            k,
+            codes,
+            offsets,
+            postings,
+            positions,
+            lens: seqs.iter().map(|s| s.len() as u32).collect(),
+            buckets,
+            bucket_shift,
+        })
+    }
+
+    /// Number of indexed sequences.
+    pub fn targets(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Range of `postings` for a canonical code, empty when absent.
+    fn posting_range(&self, code: u32) -> std::ops::Range<usize> {
+        let b = (code >> self.bucket_shift) as usize;
+        let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
+        match self.codes[lo..hi].binary_search(&code) {
+            Ok(i) => self.offsets[lo + i] as usize..self.offsets[lo + i + 1] as usize,
+            Err(_) => 0..0,
+        }
+    }
+
+    /// Candidates of one query: targets `>= first_target` sharing at least `min_shared` k-mers
+    /// on one relative strand within one diagonal window of [`DIAGONAL_WINDOW`], as
+    /// (target, relative strand 0/1, shared k-mers in the best window), in target order.
+    pub fn candidates(
+        &self,
+        query: &[u8],
+        first_target: usize,
+        params: &Params,
+        scratch: &mut Scratch,
+    ) -> Vec<(u32, u8, u32)> {
+        let k = self.k as i32;
+        // Pass 1: shared k-mers per (target, relative strand), over all diagonals.
+        scratch.counts.resize(2 * self.lens.len(), 0);
+        let mut lists = std::mem::take(&mut scratch.lists);
+        lists.clear();
+        for (e, qpos) in sketch_with_positions(query, self.k) {
+            let (code, qs) = ((e >> 1) as u32, (e & 1) as u32);
+            let range = self.posting_range(code);
+            if range.is_empty() || range.len() > params.max_occ {
+                continue;
+            }
+            // Postings of a code are sorted by target: skip those before `first_target`.
+            let skip = if first_target == 0 {
+                0
+            } else {
+                self.postings[range.clone()]
+                    .partition_point(|&p| ((p >> 1) as usize) < first_target)
+            };
+            let range = range.start + skip..range.end;
+            for at in range.clone() {
+                let p = self.postings[at];
+                let slot = ((p & !1) | ((p & 1) ^ qs)) as usize;
+                if scratch.counts[slot] == 0 {
+                    scratch.touched.push(slot as u32);
+                }
+                scratch.counts[slot] += 1;
+            }
+            lists.push((range.start as u32, range.end as u32, qpos, qs));
+        }
+        // Pass 2: diagonals of the hits of pairs that reached the bar over all diagonals.
+        let hits = &mut scratch.hits;
+        hits.clear();
+        for &(start, end, qpos, qs) in &lists {
+            for at in start as usize..end as usize {
+                let p = self.postings[at];
+                let target = p >> 1;
+                let rel = (p & 1) ^ qs;
+                let key = (p & !1) | rel;
+                if scratch.counts[key as usize] < params.min_shared {
+                    continue;
+                }
+                let tpos = self.positions[at] as i32;
+                let diag = if rel == 0 {
+                    tpos - qpos as i32
+                } else {
+                    self.lens[target as usize] as i32 - k - tpos - qpos as i32
+                };
+                hits.push(((key as u64) << 32) | (diag + (1 << 20)) as u64);
+            }
+        }
+        for &slot in &scratch.touched {
+            scratch.counts[slot as usize] = 0;
+        }
+        scratch.touched.clear();
+        scratch.lists = lists;
+        hits.sort_unstable();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < hits.len() {
+            let key = hits[i] >> 32;
+            let mut j = i;
+            let (mut left, mut best) = (i, 0usize);
+            while j < hits.len() && hits[j] >> 32 == key {
+                let d = (hits[j] & 0xffff_ffff) as i64;
+                while d - (hits[left] & 0xffff_ffff) as i64 > DIAGONAL_WINDOW as i64 {
+                    left += 1;
+                }
+                best = best.max(j + 1 - left);
+                j += 1;
+            }
+            if best as u32 >= params.min_shared {
+                out.push(((key >> 1) as u32, (key & 1) as u8, best as u32));
+            }
+            i = j;
+        }
+        out
+    }
+}
+
+/// Per-thread buffers for [`KmerIndex::candidates`] and alignment.
+pub struct Scratch {
+    counts: Vec<u32>,
+    touched: Vec<u32>,
+    lists: Vec<(u32, u32, u16, u32)>,
+    hits: Vec<u64>,
+    aligner: Aligner<fn(u8, u8) -> i32>,
+    rc: Vec<u8>,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            counts: Vec::new(),
+            touched: Vec::new(),
+            lists: Vec::new(),
+            hits: Vec::new(),
+            aligner: Aligner::with_capacity(
+                512,
+                512,
+                GAP_OPEN,
+                GAP_EXTEND,
+                score as fn(u8, u8) -> i32,
+            ),
+            rc: Vec::new(),
+        }
+    }
+}
+
+const GAP_OPEN: i32 = -6;
+const GAP_EXTEND: i32 = -1;
+
+/// Substitution score as in cd-hit-est (match 2, mismatch −2); N and other codes match nothing.
+fn score(a: u8, b: u8) -> i32 {
+    if a == b && BASE_CODE[a as usize] < 4 {
+        2
+    } else {
+        -2
+    }
+}
+
+/// Bit-parallel longest-common-subsequence length against a fixed pattern.
+pub struct LcsPattern {
+    len: usize,
+    /// Match masks per base code (A, C, G, T), `words` u64 each.
+    masks: [Vec<u64>; 4],
+}
+
+impl LcsPattern {
+    /// Prepare `x` (N and other codes match nothing).
+    pub fn new(x: &[u8]) -> Self {
+        let words = x.len().div_ceil(64).max(1);
+        let mut masks = [
+            vec![0u64; words],
+            vec![0u64; words],
+            vec![0u64; words],
+            vec![0u64; words],
+        ];
+        for (i, &b) in x.iter().enumerate() {
+            let c = BASE_CODE[b as usize] as usize;
+            if c < 4 {
+                masks[c][i / 64] |= 1 << (i % 64);
+            }
+        }
+        LcsPattern {
+            len: x.len(),
+            masks,
+        }
+    }
+
+    /// LCS length of the pattern and `y` (reverse-complemented when `rc`).
+    pub fn lcs(&self, y: &[u8], rc: bool, v: &mut Vec<u64>) -> usize {
+        self.lcs_reaching(y, rc, 0, v).unwrap_or(0)
+    }
+
+    /// LCS length, or `None` as soon as it is certain to stay below `need`.
+    pub fn lcs_reaching(&self, y: &[u8], rc: bool, need: usize, v: &mut Vec<u64>) -> Option<usize> {
+        let codes: &[u8; 256] = if rc { &RC_CODE } else { &BASE_CODE };
+        macro_rules! fixed {
+            ($($w:literal)*) => {
+                match self.masks[0].len() {
+                    $($w => return self.lcs_fixed::<$w>(y, rc, codes, need),)*
+                    _ => {}
+                }
+            };
+        }
+        fixed!(1 2 3 4 5 6 7 8);
+        let words = self.masks[0].len();
+        v.clear();
+        v.resize(words, u64::MAX);
+        let zero = vec![0u64; words];
+        let n = y.len();
+        for j in 0..n {
+            let b = if rc { y[n - 1 - j] } else { y[j] };
+            let c = codes[b as usize] as usize;
+            let m = if c < 4 { &self.masks[c] } else { &zero };
+            let mut carry = 0u64;
+            for w in 0..words {
+                let vw = v[w];
+                let u = vw & m[w];
+                let (s1, c1) = vw.overflowing_add(u);
+                let (s2, c2) = s1.overflowing_add(carry);
+                carry = (c1 | c2) as u64;
+                v[w] = s2 | (vw & !m[w]);
+            }
+            if j % 64 == 63 && self.zeros(v) + (n - 1 - j) < need {
+                return None;
+            }
+        }
+        let l = self.zeros(v);
+        (l >= need).then_some(l)
+    }
+
+    /// Zero bits of `v` within the pattern length (the LCS so far).
+    fn zeros(&self, v: &[u64]) -> usize {
+        let mut ones = 0usize;
+        for (w, &x) in v.iter().enumerate() {
+            let bits = (self.len - 64 * w).min(64);
+            let mask = if bits == 64 {
+                u64::MAX
+            } else {
+                (1u64 << bits) - 1
+            };
+            ones += (x & mask).count_ones() as usize;
+        }
+        self.len - ones
+    }
+
+    /// [`Self::lcs_reaching`] with the bit vector in registers (patterns up to 64·W bp).
+    fn lcs_fixed<const W: usize>(
+        &self,
+        y: &[u8],
+        rc: bool,
+        codes: &[u8; 256],
+        need: usize,
+    ) -> Option<usize> {
+        let mut m = [[0u64; W]; 5];
+        for (c, mc) in m.iter_mut().take(4).enumerate() {
+            mc.copy_from_slice(&self.masks[c]);
+        }
+        let mut v = [u64::MAX; W];
+        let n = y.len();
+        let mut done = 0usize;
+        while done < n {
+            let end = (done + 64).min(n);
+            if rc {
+                for &b in y[n - end..n - done].iter().rev() {
+                    lcs_step(&mut v, &m[codes[b as usize] as usize]);
+                }
+            } else {
+                for &b in &y[done..end] {
+                    lcs_step(&mut v, &m[codes[b as usize] as usize]);
+                }
+            }
+            done = end;
+            if done < n && self.zeros(&v) + (n - done) < need {
+                return None;
+            }
+        }
+        let l = self.zeros(&v);
+        (l >= need).then_some(l)
+    }
+}
+
+/// One column of the bit-parallel LCS (Hyyrö): V' = (V + (V & M)) | (V & !M).
+#[inline(always)]
+fn lcs_step<const W: usize>(v: &mut [u64; W], m: &[u64; W]) {
+    let mut carry = 0u64;
+    for w in 0..W {
+        let vw = v[w];
+        let u = vw & m[w];
+        let (s1, c1) = vw.overflowing_add(u);
+        let (s2, c2) = s1.overflowing_add(carry);
+        carry = (c1 | c2) as u64;
+        v[w] = s2 | (vw & !m[w]);
+    }
+}
+
+/// Code of the complement of a base: A↔T (0↔3), C↔G (1↔2); N and other bytes 4.
+static RC_CODE: [u8; 256] = build_rc_code();
+
+const fn build_rc_code() -> [u8; 256] {
+    let mut t = [4u8; 256];
+    let bases = b"ACGTacgt";
+    let mut i = 0;
+    while i < bases.len() {
+        t[bases[i] as usize] = 3 - (i % 4) as u8;
+        i += 1;
+    }
+    t
+}
+
+/// Reverse complement into `out`.
+fn revcomp_into(s: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend(s.iter().rev().map(|&b| crate::seq::complement(b)));
+}
+
+/// Alignment identity of `x` and `y` (reverse-complemented when `rc`) with `bio`'s semi-global
+/// aligner: identical aligned A/C/G/T bases / length of the shorter sequence.
+///
+/// Symmetric: the pair is put in a canonical order (shorter first, then byte order) and the
+/// second one is reverse-complemented when `rc`, so `identity(x, y, rc) == identity(y, x, rc)`.
+pub fn identity(x: &[u8], y: &[u8], rc: bool, scratch: &mut Scratch) -> f64 {
+    let (a, b) = if (x.len(), x) <= (y.len(), y) {
+        (x, y)
+    } else {
+        (y, x)
+    };
+    if a.is_empty() {
+        return 0.0;
+    }
+    let mut rc_buf = std::mem::take(&mut scratch.rc);
+    let b: &[u8] = if rc {
+        revcomp_into(b, &mut rc_buf);
+        &rc_buf
+    } else {
+        b
+    };
+    let shorter = a.len();
+    // The shorter sequence is aligned end to end (global), the longer one locally.
+    let aln = scratch.aligner.semiglobal(a, b);
+    let (mut i, mut j) = (aln.xstart, aln.ystart);
+    let mut same = 0usize;
+    for op in &aln.operations {
+        match op {
+            AlignmentOperation::Match | AlignmentOperation::Subst => {
+                if a[i] == b[j] && BASE_CODE[a[i] as usize] < 4 {
+                    same += 1;
+                }
+                i += 1;
+                j += 1;
+            }
+            AlignmentOperation::Ins => i += 1,
+            AlignmentOperation::Del => j += 1,
+            AlignmentOperation::Xclip(n) => i += n,
+            AlignmentOperation::Yclip(n) => j += n,
+        }
+    }
+    scratch.rc = rc_buf;
+    same as f64 / shorter as f64
+}
+
+/// Union-find over `0..n` with path halving and union by size.
+#[derive(Debug, Clone)]
+pub struct UnionFind {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+}
+
+impl UnionFind {
+    /// `n` singletons.
+    pub fn new(n: usize) -> Self {
+        UnionFind {
+            parent: (0..n as u32).collect(),
+            size: vec![1; n],
+        }
+    }
+
+    /// Representative of `x`'s set.
+    pub fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] as usize != x {
+            let p = self.parent[x] as usize;
+            self.parent[x] = self.parent[p];
+            x = self.parent[x] as usize;
+        }
+        x
+    }
+
+    /// Merge the sets of `a` and `b`; false when they were already one set.
+    pub fn union(&mut self, a: usize, b: usize) -> bool {
+        let (mut a, mut b) = (self.find(a), self.find(b));
+        if a == b {
+            return false;
+        }
+        if self.size[a] < self.size[b] {
+            std::mem::swap(&mut a, &mut b);
+        }
+        self.parent[b] = a as u32;
+        self.size[a] += self.size[b];
+        true
+    }
+
+    /// Cluster id per element: 0, 1, … in order of each cluster's first element.
+    pub fn cluster_ids(&mut self) -> Vec<usize> {
+        let mut id_of: HashMap<usize, usize> = HashMap::new();
+        (0..self.parent.len())
+            .map(|x| {
+                let r = self.find(x);
+                let next = id_of.len();
+                *id_of.entry(r).or_insert(next)
+            })
+            .collect()
+    }
+}
+
+/// What a clustering run did, for reports.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ClusterStats {
+    /// Sequences clustered.
+    pub sequences: usize,
+    /// Candidate (pair, strand)s sharing at least `min_shared` k-mers.
+    pub candidate_pairs: u64,
+    /// Candidates whose LCS bound reached the identity threshold.
+    pub bound_passed: u64,
+    /// Alignments run (candidates not already in one cluster).
+    pub aligned_pairs: u64,
+    /// Pairs linked (identity ≥ threshold).
+    pub linked_pairs: u64,
+    /// Number of clusters.
+    pub clusters: usize,
+    /// Size of the largest cluster.
+    pub largest_cluster: usize,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// Single-linkage clusters at `params.identity`: a cluster id per sequence (0, 1, … in order of
+/// first member) and run statistics.
+pub fn cluster(seqs: &[&[u8]], params: &Params) -> Result<(Vec<usize>, ClusterStats)> {
+    params.validate()?;
+    let start = std::time::Instant::now();
+    let index = KmerIndex::build(seqs, params.k)?;
+    // (bound, i, j, strand): pairs i < j passing the bar and the LCS bound.
+    type Pair = (f64, u32, u32, u8);
+    let per_query: Vec<(u64, Vec<Pair>)> = (0..seqs.len())
+        .into_par_iter()
+        .map_init(
+            || (Scratch::default(), Vec::new()),
+            |(scratch, v), i| {
+                let cands = index.candidates(seqs[i], i + 1, params, scratch);
+                let n = cands.len() as u64;
+                if cands.is_empty() {
+                    return (0, Vec::new());
+                }
+                let pat = LcsPattern::new(seqs[i]);
+                let out = cands
+                    .into_iter()
+                    .filter_map(|(j, strand, _)| {
+                        let y = seqs[j as usize];
+                        let len = seqs[i].len().min(y.len());
+                        let need = (params.identity * len as f64 - 1e-9).ceil().max(0.0) as usize;
+                        let lcs = pat.lcs_reaching(y, strand == 1, need, v)?;
+                        let bound = lcs as f64 / len as f64;
+                        (bound >= params.identity).then_some((bound, i as u32, j, strand))
+                    })
+                    .collect();
+                (n, out)
+            },
+        )
+        .collect();
+    let mut stats = ClusterStats {
+        sequences: seqs.len(),
+        ..Default::default()
+    };
+    let mut pairs = Vec::new();
+    for (n, p) in per_query {
+        stats.candidate_pairs += n;
+        pairs.extend(p);
+    }
+    stats.bound_passed = pairs.len() as u64;
+    // Most similar first, so that families are joined by their closest pairs and the rest of a
+    // family's pairs are skipped as already connected.
+    pairs.sort_by(|a, b| {
+        b.0.total_cmp(&a.0)
+            .then(a.1.cmp(&b.1))
+            .then(a.2.cmp(&b.2))
+            .then(a.3.cmp(&b.3))
+    });
+    let mut uf = UnionFind::new(seqs.len());
+    const CHUNK: usize = 4096;
+    let mut queue: std::collections::VecDeque<(u32, u32, u8)> =
+        pairs.into_iter().map(|(_, i, j, s)| (i, j, s)).collect();
+    while !queue.is_empty() {
+        // Take a chunk of pairs not yet connected; a pair that would be connected if every
+        // earlier pair of the chunk linked waits for the next round.
+        let mut tentative = uf.clone();
+        let mut batch = Vec::new();
+        let mut deferred = Vec::new();
+        while batch.len() < CHUNK {
+            let Some((i, j, s)) = queue.pop_front() else {
+                break;
+            };
+            if uf.find(i as usize) == uf.find(j as usize) {
+                continue;
+            }
+            if tentative.union(i as usize, j as usize) {
+                batch.push((i, j, s));
+            } else {
+                deferred.push((i, j, s));
+            }
+        }
+        for d in deferred.into_iter().rev() {
+            queue.push_front(d);
+        }
+        stats.aligned_pairs += batch.len() as u64;
+        let linked: Vec<bool> = batch
+            .par_iter()
+            .map_init(Scratch::default, |scratch, &(i, j, s)| {
+                identity(seqs[i as usize], seqs[j as usize], s == 1, scratch) >= params.identity
+            })
+            .collect();
+        for (&(i, j, _), ok) in batch.iter().zip(linked) {
+            if ok && uf.union(i as usize, j as usize) {
+                stats.linked_pairs += 1;
+            }
+        }
+    }
+    let ids = uf.cluster_ids();
+    let mut sizes = vec![0usize; ids.iter().max().map_or(0, |m| m + 1)];
+    for &c in &ids {
+        sizes[c] += 1;
+    }
+    stats.clusters = sizes.len();
+    stats.largest_cluster = sizes.iter().copied().max().unwrap_or(0);
+    stats.seconds = start.elapsed().as_secs_f64();
+    Ok((ids, stats))
+}
+
+/// One test sequence's closest training sequence.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LeakRow {
+    /// Test record name.
+    pub id: String,
+    /// Highest alignment identity to any training sequence; 0 when no training sequence
+    /// passed the candidate bar (`method` = `none`).
+    pub best_identity: f64,
+    /// Name of that training sequence (null when none).
+    pub best_train: Option<String>,
+    /// Strand of the training sequence in the best alignment (`+`, `-`; null when none).
+    pub strand: Option<char>,
+    /// `alignment` when `best_identity` was measured by alignment, `none` when no training
+    /// sequence shared `min_shared` k-mers with this one (identity reported as 0).
+    pub method: &'static str,
+    /// True when `best_identity` is the maximum over all candidates; false when the search
+    /// stopped because no remaining candidate's LCS bound reached the next reported level
+    /// (50, 80, 95 % or the identity threshold), so the level counts are still exact.
+    pub exact: bool,
+    /// Training sequences passing the candidate bar.
+    pub candidates: u32,
+}
+
+/// Counts of test sequences at or above an identity level.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Level {
+    /// The identity level.
+    pub identity: f64,
+    /// Test sequences whose best training identity is at least `identity`.
+    pub count: usize,
+    /// `count` / test sequences.
+    pub fraction: f64,
+}
+
+/// Leakage of a test set into a training set: the `leakage.json` document.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Leakage {
+    /// How identity is defined and measured.
+    pub identity_definition: &'static str,
+    /// Rows whose identity is not measured.
+    pub below_candidate_bar: &'static str,
+    /// Sketch k-mer length.
+    pub kmer: usize,
+    /// Candidate bar: shared canonical k-mers (one relative strand) needed for an alignment.
+    pub min_shared: u32,
+    /// k-mers held by more training sequences than this were not used to find candidates.
+    pub max_occ: usize,
+    /// Training sequences.
+    pub train: usize,
+    /// Test sequences.
+    pub test: usize,
+    /// Test sequences with at least one candidate (so an aligned best identity).
+    pub test_with_candidates: usize,
+    /// Candidate (test, train, strand) triples.
+    pub candidate_pairs: u64,
+    /// Alignments run (branch and bound on the LCS bound).
+    pub aligned_pairs: u64,
+    /// Rows whose best identity is the exact maximum over their candidates.
+    pub exact_rows: usize,
+    /// Mean best identity over test sequences with a candidate (0 when none).
+    pub mean_best_identity: f64,
+    /// Counts of test sequences with a train neighbour ≥ 50 %, ≥ 80 %, ≥ 95 %.
+    pub levels: Vec<Level>,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// One row per test sequence, in input order.
+    pub rows: Vec<LeakRow>,
+}
+
+/// The identity levels summarised in [`Leakage::levels`].
+pub const LEVELS: [f64; 3] = [0.5, 0.8, 0.95];
+
+/// For each test sequence, its highest alignment identity to any training sequence.
+///
+/// Every candidate (≥ `min_shared` shared canonical k-mers on one relative strand) is bounded by
+/// its LCS; candidates are aligned in decreasing bound order until the bound cannot beat the
+/// best identity found (the maximum over candidates is then exact) or cannot reach the next
+/// level above it among 50, 80, 95 % and the identity threshold (the row is then marked
+/// `exact: false`; its level, and so every count, is still exact).
+pub fn leakage(
+    train_names: &[String],
+    train: &[&[u8]],
+    test_names: &[String],
+    test: &[&[u8]],
+    params: &Params,
+) -> Result<Leakage> {
+    params.validate()?;
+    check_lengths(train_names, train, "training set")?;
+    check_lengths(test_names, test, "test set")?;
+    let start = std::time::Instant::now();
+    let index = KmerIndex::build(train, params.k)?;
+    let mut levels: Vec<f64> = LEVELS.to_vec();
+    if !levels.iter().any(|&l| (l - params.identity).abs() < 1e-12) {
+        levels.push(params.identity);
+        levels.sort_by(f64::total_cmp);
+    }
+    // (best identity, best train and strand, exact, candidates, aligned)
+    type Best = (f64, Option<(u32, u8)>, bool, u32, u64);
+    let results: Vec<Best> = test
+        .par_iter()
+        .map_init(
+            || (Scratch::default(), Vec::new()),
+            |(scratch, v), &q| {
+                let cands = index.candidates(q, 0, params, scratch);
+                if cands.is_empty() {
+                    return (0.0, None, true, 0, 0);
+                }
+                let pat = LcsPattern::new(q);
+                let mut bounded: Vec<(f64, u32, u8)> = cands
+                    .iter()
+                    .map(|&(j, s, _)| {
+                        let y = train[j as usize];
+                        let lcs = pat.lcs(y, s == 1, v);
+                        (lcs as f64 / q.len().min(y.len()) as f64, j, s)
+                    })
+                    .collect();
+                bounded.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+                let (mut best, mut best_at, mut exact, mut aligned) = (-1.0f64, None, true, 0u64);
+                for &(bound, j, s) in &bounded {
+                    if bound <= best {
+                        break; // no remaining candidate can beat the best: exact
+                    }
+                    if best_at.is_some() {
+                        // Only a candidate that could reach the next level changes the counts.
+                        match levels.iter().find(|&&l| l > best) {
+                            Some(&next) if bound >= next => {}
+                            _ => {
+                                exact = false;
+                                break;
+                            }
+                        }
+                    }
+                    aligned += 1;
+                    let id = identity(q, train[j as usize], s == 1, scratch);
+                    if id > best {
+                        best = id;
+                        best_at = Some((j, s));
+                    }
+                }
+                (best.max(0.0), best_at, exact, cands.len() as u32, aligned)
+            },
+        )
+        .collect();
+    let mut rows = Vec::with_capacity(test.len());
+    let (mut cand_total, mut aligned_total, mut with, mut sum) = (0u64, 0u64, 0usize, 0.0f64);
+    for (name, (best, at, exact, cands, aligned)) in test_names.iter().zip(results) {
+        cand_total += cands as u64;
+        aligned_total += aligned;
+        if at.is_some() {
+            with += 1;
+            sum += best;
+        }
+        rows.push(LeakRow {
+            id: name.clone(),
+            best_identity: best,
+            best_train: at.map(|(j, _)| train_names[j as usize].clone()),
+            strand: at.map(|(_, s)| if s == 1 { '-' } else { '+' }),
+            method: if at.is_some() { "alignment" } else { "none" },
+            exact,
+            candidates: cands,
+        });
+    }
+    let n = test.len();
+    let levels = LEVELS
+        .iter()
+        .map(|&l| {
+            let count = rows.iter().filter(|r| r.best_identity >= l).count();
+            Level {
+                identity: l,
+                count,
+                fraction: if n == 0 { 0.0 } else { count as f64 / n as f64 },
+            }
+        })
+        .collect();
+    Ok(Leakage {
+        identity_definition: "identical aligned A/C/G/T bases / length of the shorter sequence (cd-hit-est -G 1); bio semi-global alignment, shorter sequence end to end, match 2 mismatch -2 gap open -6 extend -1, both strands",
+        below_candidate_bar: "best_identity 0 with method 'none': no training sequence shares min_shared canonical k-mers on one strand (not aligned)",
+        kmer: params.k,
+        min_shared: params.min_shared,
+        max_occ: params.max_occ,
+        train: train.len(),
+        test: n,
+        test_with_candidates: with,
+        candidate_pairs: cand_total,
+        aligned_pairs: aligned_total,
+        exact_rows: rows.iter().filter(|r| r.exact).count(),
+        mean_best_identity: if with == 0 { 0.0 } else { sum / with as f64 },
+        levels,
+        seconds: start.elapsed().as_secs_f64(),
+        rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive_lcs(a: &[u8], b: &[u8]) -> usize {
+        let mut dp = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                dp[i][j] = if a[i - 1] == b[j - 1] && a[i - 1] != b'N' {
+                    dp[i - 1][j - 1] + 1
+                } else {
+                    dp[i - 1][j].max(dp[i][j - 1])
+                };
+            }
+        }
+        dp[a.len()][b.len()]
+    }
+
+    #[test]
+    fn lcs_matches_dynamic_programming() {
+        let mut state = 7u64;
+        let mut rnd = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    b"ACGTN"[((state >> 33) % 5) as usize]
+                })
+                .collect()
+        };
+        let mut v = Vec::new();
+        for (m, n) in [(1, 1), (5, 9), (63, 64), (64, 65), (130, 70), (200, 300)] {
+            let (a, b) = (rnd(m), rnd(n));
+            let pat = LcsPattern::new(&a);
+            assert_eq!(pat.lcs(&b, false, &mut v), naive_lcs(&a, &b), "{m} {n}");
+            let rc: Vec<u8> = b.iter().rev().map(|&c| crate::seq::complement(c)).collect();
+            assert_eq!(pat.lcs(&b, true, &mut v), naive_lcs(&a, &rc), "{m} {n} rc");
+        }
+    }
+
+    #[test]
+    fn sketch_is_strand_symmetric() {
+        let s = b"ACGTTGCAAGGCTTANNACGGATCCGATTACA";
+        let rc: Vec<u8> = s.iter().rev().map(|&c| crate::seq::complement(c)).collect();
+        let strip = |v: Vec<u64>| v.into_iter().map(|e| e >> 1).collect::<Vec<_>>();
+        assert_eq!(strip(sketch(s, 9)), strip(sketch(&rc, 9)));
+        assert!(sketch(b"ACGTNACGT", 9).is_empty());
+    }
+
+    #[test]
+    fn identity_counts_identical_bases_over_the_shorter() {
+        let mut sc = Scratch::default();
+        let x = b"ACGTACGGTTCAGGCATTACGATCGATCGGCTAGCTAGGATC";
+        assert_eq!(identity(x, x, false, &mut sc), 1.0);
+        let rc: Vec<u8> = x.iter().rev().map(|&c| crate::seq::complement(c)).collect();
+        assert_eq!(identity(x, &rc, true, &mut sc), 1.0);
+        // A prefix is fully contained: identity 1 over the shorter sequence.
+        assert_eq!(identity(&x[..20], x, false, &mut sc), 1.0);
+        let mut y = x.to_vec();
+        y[10] = b'A';
+        y[30] = b'N';
+        let want = (x.len() - 2) as f64 / x.len() as f64;
+        assert!((identity(x, &y, false, &mut sc) - want).abs() < 1e-12);
+        // Symmetric in its arguments, on both strands.
+        let z = b"ACGTTCGGTTCAGGCTTTACGATCAATCGGCTAGCTAGCATCAAT";
+        for rc in [false, true] {
+            assert_eq!(
+                identity(x, z, rc, &mut sc),
+                identity(z, x, rc, &mut sc),
+                "rc {rc}"
+            );
+        }
+    }
+
+    #[test]
+    fn candidates_need_shared_kmers_on_one_diagonal() {
+        let x: Vec<u8> = b"ACGGTCATTGCAGGCTTAACGATCGGATCCGTATTGACCATGCATGCAAGTTCAGG".to_vec();
+        let rc: Vec<u8> = x.iter().rev().map(|&c| crate::seq::complement(c)).collect();
+        // Two halves of x swapped: k-mers shared, but on two diagonals far apart.
+        let swapped: Vec<u8> = [
+            &x[28..],
+            &b"TTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTTT"[..],
+            &x[..28],
+        ]
+        .concat();
+        let seqs: Vec<&[u8]> = vec![&x, &rc, &swapped];
+        let index = KmerIndex::build(&seqs, 11).unwrap();
+        let p = Params {
+            k: 11,
+            min_shared: 20,
+            ..Params::default()
+        };
+        let mut sc = Scratch::default();
+        let c = index.candidates(&x, 1, &p, &mut sc);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!((c[0].0, c[0].1), (1, 1));
+        assert_eq!(c[0].2 as usize, x.len() - 10);
+    }
+
+    #[test]
+    fn union_find_clusters() {
+        let mut uf = UnionFind::new(5);
+        assert!(uf.union(3, 1));
+        assert!(uf.union(1, 4));
+        assert!(!uf.union(4, 3));
+        assert_eq!(uf.cluster_ids(), vec![0, 1, 2, 1, 1]);
+    }
+}
