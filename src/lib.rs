@@ -8,6 +8,7 @@ pub mod augment;
 pub mod cli;
 pub mod data;
 pub mod error;
+pub mod infer;
 pub mod io;
 pub mod mem;
 pub mod models;

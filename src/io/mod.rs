@@ -4,6 +4,7 @@ pub mod extract;
 pub mod fai;
 pub mod fasta;
 pub mod gff;
+pub mod gffwrite;
 pub mod labels;
 mod open;
 

@@ -1,0 +1,3 @@
+//! Inference: decoding per-base class probabilities into gene models.
+
+pub mod decode;
