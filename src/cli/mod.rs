@@ -7,6 +7,7 @@ pub mod benchmark;
 pub mod bpe;
 pub mod demo;
 pub mod eval;
+pub mod eval_annotation;
 pub mod extract;
 pub mod labels;
 pub mod leakage;
@@ -60,6 +61,8 @@ pub enum Command {
     Leakage(leakage::Args),
     /// K-th order Markov baseline: bits per base on held-out sequences.
     Markov(markov::Args),
+    /// Gene-annotation accuracy against a reference GFF3 (base, exon, transcript, gene levels).
+    EvalAnnotation(eval_annotation::Args),
 }
 
 /// Fix the number of worker threads for rayon and candle (which reads `RAYON_NUM_THREADS`).
@@ -124,6 +127,7 @@ pub fn main() -> i32 {
         Command::Split(a) => split::run(a),
         Command::Leakage(a) => leakage::run(a),
         Command::Markov(a) => markov::run(a),
+        Command::EvalAnnotation(a) => eval_annotation::run(a),
     };
     match result {
         Ok(()) => 0,

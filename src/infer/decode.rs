@@ -1,9 +1,41 @@
 //! Gene-model decoding: per-base class probabilities → gene models that obey gene grammar.
 //!
-//! Interface only; the decoder itself lands with issue 6.
+//! # Model
+//! Each strand is decoded on its own, 5′→3′ (the minus strand on the reverse complement, mapped
+//! back to forward coordinates), by Viterbi over a 22-state gene-structure HMM:
+//!
+//! ```text
+//! intergenic → [5′UTR (⇄ UTR intron)] → start ATG (3 states) → CDS codon positions 0,1,2
+//!   (⇄ CDS introns in phase 0, 1, 2) → stop TAA/TAG/TGA (3 states) → [3′UTR (⇄ UTR intron)]
+//!   → intergenic
+//! ```
+//!
+//! * Emissions are `ln max(p, prob_floor)` of the per-base class the state stands for
+//!   (intergenic states use intergenic + non-coding exon: non-coding genes are not decoded).
+//! * The grammar is read from the sequence: a start codon is `ATG` (plus `GTG`, `TTG` when
+//!   [`DecodeConfig::alt_starts`]), an intron starts with `GT` and ends with `AG`, a CDS ends with
+//!   an in-frame stop and has no other in-frame stop. Codons split by an intron are tracked
+//!   exactly: an intron after the first codon base remembers whether it was `T`; one after the
+//!   second remembers `TA` / `TG` / other, so the codon finished after the intron is never a
+//!   stop. Start and stop codons are not split by introns (their introns are rejected).
+//! * Transition penalties (natural-log units): [`DecodeConfig::gene_penalty`] to open a gene,
+//!   [`DecodeConfig::intron_penalty`] to open an intron (CDS or UTR); all other transitions free.
+//! * **Minimum intron length is exact**: an intron is entered by a jump that covers its first
+//!   `min_intron` bases at once (their summed emissions come from a prefix sum), so no path has a
+//!   shorter intron and no state chain is needed.
+//! * **Minimum exon and CDS lengths are post-filters**: a decoded gene with a CDS shorter than
+//!   `min_cds` or an exon shorter than `min_exon` is dropped (its bases are then intergenic).
+//! * The path may begin and end in any state (the caller decodes chunks); genes without both a
+//!   start and a stop codon inside the region (cut by its ends) are dropped.
+//!
+//! Memory: one byte per state per base for backpointers (22 bytes/base), plus 8 bytes/base of
+//! intron prefix sums and 2 bytes/base of sequence and path, per strand, decoded one after the
+//! other.
 
 use crate::error::{Error, Result};
-use crate::io::gff::Gene;
+use crate::io::gff::{CdsPart, Gene, Interval, Strand, Transcript};
+use crate::io::gffwrite::fill_phases;
+use crate::io::labels::{self, NUM_CLASSES};
 
 /// Genome kind: prokaryotes have no introns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,12 +51,20 @@ pub enum Mode {
 pub struct DecodeConfig {
     /// Prokaryote or eukaryote grammar.
     pub mode: Mode,
-    /// Shortest intron, in bases.
+    /// Shortest intron, in bases (exact, at least 4).
     pub min_intron: usize,
-    /// Shortest exon, in bases.
+    /// Shortest exon, in bases (post-filter: genes with a shorter exon are dropped).
     pub min_exon: usize,
-    /// Shortest CDS (spliced), in bases.
+    /// Shortest CDS (spliced, stop codon included), in bases (post-filter).
     pub min_cds: usize,
+    /// Cost (nats) of opening a gene.
+    pub gene_penalty: f64,
+    /// Cost (nats) of opening an intron.
+    pub intron_penalty: f64,
+    /// Probabilities are clamped to at least this before taking logs.
+    pub prob_floor: f32,
+    /// Accept `GTG` and `TTG` start codons besides `ATG` (bacterial starts).
+    pub alt_starts: bool,
 }
 
 impl Default for DecodeConfig {
@@ -34,7 +74,41 @@ impl Default for DecodeConfig {
             min_intron: 20,
             min_exon: 3,
             min_cds: 90,
+            gene_penalty: 10.0,
+            intron_penalty: 4.0,
+            prob_floor: 1e-6,
+            alt_starts: false,
         }
+    }
+}
+
+impl DecodeConfig {
+    /// Defaults for prokaryotes: no introns, `ATG`/`GTG`/`TTG` starts.
+    pub fn prokaryote() -> Self {
+        DecodeConfig {
+            mode: Mode::Prokaryote,
+            alt_starts: true,
+            ..DecodeConfig::default()
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.mode == Mode::Eukaryote && self.min_intron < 4 {
+            return Err(Error::input(format!(
+                "decoder: min_intron must be at least 4 (GT...AG), got {}",
+                self.min_intron
+            )));
+        }
+        let finite = |x: f64| x.is_finite() && x >= 0.0;
+        if !finite(self.gene_penalty) || !finite(self.intron_penalty) {
+            return Err(Error::input(
+                "decoder: gene and intron penalties must be finite and >= 0",
+            ));
+        }
+        if !(self.prob_floor > 0.0 && self.prob_floor < 1.0) {
+            return Err(Error::input("decoder: prob_floor must be in (0, 1)"));
+        }
+        Ok(())
     }
 }
 
@@ -45,6 +119,70 @@ pub struct PredictedGene {
     pub gene: Gene,
     /// Mean posterior-like score of the path, in [0, 1].
     pub score: f64,
+}
+
+// States.
+const IG: usize = 0;
+const U5: usize = 1;
+const U5I: usize = 2;
+const S0: usize = 3;
+const S1: usize = 4;
+const S2: usize = 5;
+const C0: usize = 6;
+const C1: usize = 7;
+const C1T: usize = 8;
+const C1N: usize = 9;
+const C2: usize = 10;
+const I0: usize = 11;
+const I1T: usize = 12;
+const I1N: usize = 13;
+const I2TA: usize = 14;
+const I2TG: usize = 15;
+const I2N: usize = 16;
+const X0: usize = 17;
+const X1: usize = 18;
+const X2: usize = 19;
+const U3: usize = 20;
+const U3I: usize = 21;
+/// Number of HMM states.
+pub const NUM_STATES: usize = 22;
+const NONE: u8 = u8::MAX;
+
+/// Emission slot of each state: 0 intergenic, 1 utr5, 2 cds, 3 intron, 4 utr3.
+const EMIT: [usize; NUM_STATES] = [
+    0, 1, 3, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 2, 2, 2, 4, 3,
+];
+/// Label class of each emission slot.
+const SLOT_CLASS: [u8; 5] = [
+    labels::INTERGENIC,
+    labels::UTR5,
+    labels::CDS,
+    labels::INTRON,
+    labels::UTR3,
+];
+
+fn is_intron(s: usize) -> bool {
+    matches!(s, U5I | I0 | I1T | I1N | I2TA | I2TG | I2N | U3I)
+}
+
+const A: u8 = 0;
+const C: u8 = 1;
+const G: u8 = 2;
+const T: u8 = 3;
+const N: u8 = 4;
+
+fn code(b: u8) -> u8 {
+    match b {
+        b'A' | b'a' => A,
+        b'C' | b'c' => C,
+        b'G' | b'g' => G,
+        b'T' | b't' | b'U' | b'u' => T,
+        _ => N,
+    }
+}
+
+fn is_stop(x: u8, y: u8, z: u8) -> bool {
+    x == T && ((y == A && (z == A || z == G)) || (y == G && z == A))
 }
 
 /// Decode one region of sequence `seqid` that starts at `offset`.
@@ -60,6 +198,376 @@ pub fn decode(
     minus: &[f32],
     cfg: &DecodeConfig,
 ) -> Result<Vec<PredictedGene>> {
-    let _ = (seqid, offset, seq, plus, minus, cfg);
-    Err(Error::input("gene decoding is not built yet (issue 6)"))
+    cfg.check()?;
+    let n = seq.len();
+    for (name, p) in [("plus", plus), ("minus", minus)] {
+        if p.len() != n * NUM_CLASSES {
+            return Err(Error::input(format!(
+                "decoder: {name}-strand probabilities have {} values, expected {} ({} bases × {} classes)",
+                p.len(),
+                n * NUM_CLASSES,
+                n,
+                NUM_CLASSES
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    // Plus strand.
+    let codes: Vec<u8> = seq.iter().map(|&b| code(b)).collect();
+    let path = viterbi(&codes, |i| &plus[i * NUM_CLASSES..(i + 1) * NUM_CLASSES], cfg);
+    genes_from_path(
+        &path,
+        |i| &plus[i * NUM_CLASSES..(i + 1) * NUM_CLASSES],
+        seqid,
+        offset,
+        n,
+        Strand::Plus,
+        cfg,
+        &mut out,
+    );
+    drop(path);
+    // Minus strand: reverse complement, rows reversed.
+    let rc: Vec<u8> = codes
+        .iter()
+        .rev()
+        .map(|&c| if c == N { N } else { 3 - c })
+        .collect();
+    drop(codes);
+    let row = |i: usize| {
+        let j = n - 1 - i;
+        &minus[j * NUM_CLASSES..(j + 1) * NUM_CLASSES]
+    };
+    let path = viterbi(&rc, row, cfg);
+    genes_from_path(&path, row, seqid, offset, n, Strand::Minus, cfg, &mut out);
+    out.sort_by_key(|g| (g.gene.span.start, g.gene.span.end, g.gene.strand.is_minus()));
+    Ok(out)
+}
+
+/// Emission log-probabilities of the five slots at one base.
+#[inline]
+fn emissions(p: &[f32], floor: f32) -> [f64; 5] {
+    let l = |x: f32| {
+        let x = if x.is_nan() { 0.0 } else { x };
+        f64::from(x.max(floor).ln())
+    };
+    [
+        l(p[labels::INTERGENIC as usize] + p[labels::NC_EXON as usize]),
+        l(p[labels::UTR5 as usize]),
+        l(p[labels::CDS as usize]),
+        l(p[labels::INTRON as usize]),
+        l(p[labels::UTR3 as usize]),
+    ]
+}
+
+/// Best state path (one state per base) on one strand, 5′→3′.
+fn viterbi<'a, F>(b: &[u8], row: F, cfg: &DecodeConfig) -> Vec<u8>
+where
+    F: Fn(usize) -> &'a [f32],
+{
+    let n = b.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let euk = cfg.mode == Mode::Eukaryote;
+    let l = cfg.min_intron.max(4);
+    let floor = cfg.prob_floor;
+    let gp = cfg.gene_penalty;
+    let ip = cfg.intron_penalty;
+    let at = |i: usize| -> u8 { b.get(i).copied().unwrap_or(N) };
+    let at_back = |i: usize, k: usize| -> u8 { if i >= k { b[i - k] } else { N } };
+    let donor = |i: usize| at(i) == G && at(i + 1) == T;
+    let start_codon = |i: usize| {
+        let (x, y, z) = (at(i), at(i + 1), at(i + 2));
+        y == T && z == G && (x == A || (cfg.alt_starts && (x == G || x == T)))
+    };
+    let stop_at = |i: usize| is_stop(at(i), at(i + 1), at(i + 2));
+
+    // Prefix sums of the intron emission, for the min-length jump into introns.
+    let mut pre = Vec::with_capacity(if euk { n + 1 } else { 0 });
+    if euk {
+        let mut s = 0.0f64;
+        pre.push(0.0);
+        for i in 0..n {
+            s += emissions(row(i), floor)[3];
+            pre.push(s);
+        }
+    }
+    let neg = f64::NEG_INFINITY;
+    let mut bp = vec![NONE; n * NUM_STATES];
+    // Ring of past score vectors, for the jumps from position i-L.
+    let ring = l + 1;
+    let mut hist = vec![[neg; NUM_STATES]; ring];
+    let mut v = [neg; NUM_STATES];
+    {
+        let e = emissions(row(0), floor);
+        for (s, x) in v.iter_mut().enumerate() {
+            *x = e[EMIT[s]];
+        }
+        if !start_codon(0) {
+            v[S0] = neg;
+        }
+        if !euk {
+            for s in [U5I, I0, I1T, I1N, I2TA, I2TG, I2N, U3I] {
+                v[s] = neg;
+            }
+        }
+        hist[0] = v;
+    }
+    for i in 1..n {
+        let e = emissions(row(i), floor);
+        let mut nv = [neg; NUM_STATES];
+        let bpi = &mut bp[i * NUM_STATES..(i + 1) * NUM_STATES];
+        macro_rules! best {
+            ($to:expr, $( ($from:expr, $score:expr, $ok:expr) ),+ ) => {{
+                let mut m = neg;
+                let mut arg = NONE;
+                $(
+                    if $ok {
+                        let sc = $score;
+                        if sc > m {
+                            m = sc;
+                            arg = $from as u8;
+                        }
+                    }
+                )+
+                nv[$to] = m + e[EMIT[$to]];
+                bpi[$to] = arg;
+            }};
+        }
+        let acc = euk && i >= 2 && b[i - 2] == A && b[i - 1] == G;
+        let stop_here = stop_at(i);
+        let start_here = start_codon(i);
+        best!(IG, (IG, v[IG], true), (X2, v[X2], true), (U3, v[U3], true));
+        best!(
+            U5,
+            (IG, v[IG] - gp, true),
+            (U5, v[U5], true),
+            (U5I, v[U5I], acc)
+        );
+        best!(
+            S0,
+            (IG, v[IG] - gp, start_here),
+            (U5, v[U5], start_here)
+        );
+        best!(S1, (S0, v[S0], true));
+        best!(S2, (S1, v[S1], true));
+        best!(C0, (S2, v[S2], true), (C2, v[C2], true), (I0, v[I0], acc));
+        best!(C1, (C0, v[C0], true));
+        best!(C1T, (I1T, v[I1T], acc));
+        best!(C1N, (I1N, v[I1N], acc));
+        let bi = b[i];
+        let not_a_or_g = bi != A && bi != G;
+        best!(
+            C2,
+            (C1, v[C1], !is_stop(at_back(i, 2), b[i - 1], bi)),
+            (C1T, v[C1T], !is_stop(T, b[i - 1], bi)),
+            (C1N, v[C1N], true),
+            (I2TA, v[I2TA], acc && not_a_or_g),
+            (I2TG, v[I2TG], acc && bi != A),
+            (I2N, v[I2N], acc)
+        );
+        best!(
+            X0,
+            (C2, v[C2], stop_here),
+            (S2, v[S2], stop_here),
+            (I0, v[I0], acc && stop_here)
+        );
+        best!(X1, (X0, v[X0], true));
+        best!(X2, (X1, v[X1], true));
+        best!(U3, (X2, v[X2], true), (U3, v[U3], true), (U3I, v[U3I], acc));
+        if euk {
+            // Introns: stay, or jump in from the exon state at e = i - L (donor at e + 1).
+            let jump = i >= l && donor(i + 1 - l);
+            let (h, span, be, bem1) = if jump {
+                let e0 = i - l;
+                (
+                    &hist[e0 % ring],
+                    pre[i + 1] - pre[e0 + 1] - e[3] - ip,
+                    b[e0],
+                    at_back(e0, 1),
+                )
+            } else {
+                (&hist[0], 0.0, N, N)
+            };
+            // `span` excludes base i, whose emission `best!` adds.
+            best!(U5I, (U5I, v[U5I], true), (U5, h[U5] + span, jump));
+            best!(U3I, (U3I, v[U3I], true), (U3, h[U3] + span, jump));
+            best!(
+                I0,
+                (I0, v[I0], true),
+                (S2, h[S2] + span, jump),
+                (C2, h[C2] + span, jump)
+            );
+            best!(I1T, (I1T, v[I1T], true), (C0, h[C0] + span, jump && be == T));
+            best!(I1N, (I1N, v[I1N], true), (C0, h[C0] + span, jump && be != T));
+            best!(
+                I2TA,
+                (I2TA, v[I2TA], true),
+                (C1, h[C1] + span, jump && bem1 == T && be == A),
+                (C1T, h[C1T] + span, jump && be == A)
+            );
+            best!(
+                I2TG,
+                (I2TG, v[I2TG], true),
+                (C1, h[C1] + span, jump && bem1 == T && be == G),
+                (C1T, h[C1T] + span, jump && be == G)
+            );
+            let other = !(bem1 == T && (be == A || be == G));
+            best!(
+                I2N,
+                (I2N, v[I2N], true),
+                (C1, h[C1] + span, jump && other),
+                (C1T, h[C1T] + span, jump && be != A && be != G),
+                (C1N, h[C1N] + span, jump)
+            );
+        }
+        v = nv;
+        hist[i % ring] = v;
+    }
+    // Traceback.
+    let mut s = (0..NUM_STATES)
+        .max_by(|&x, &y| v[x].total_cmp(&v[y]).then(y.cmp(&x)))
+        .unwrap_or(IG);
+    let mut path = vec![IG as u8; n];
+    let mut i = n - 1;
+    loop {
+        path[i] = s as u8;
+        let p = bp[i * NUM_STATES + s];
+        if p == NONE || i == 0 {
+            break;
+        }
+        let p = usize::from(p);
+        if is_intron(s) && p != s {
+            // Jump: bases i-L+1..=i are intron, the exon state sits at i-L.
+            for x in &mut path[i + 1 - l..=i] {
+                *x = s as u8;
+            }
+            i -= l;
+        } else {
+            i -= 1;
+        }
+        s = p;
+    }
+    path
+}
+
+/// Runs of one kind of part along a gene (oriented coordinates).
+fn runs(path: &[u8], a: usize, b: usize, keep: impl Fn(usize) -> bool) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, &s) in path.iter().enumerate().take(b).skip(a) {
+        match (keep(usize::from(s)), start) {
+            (true, None) => start = Some(i),
+            (false, Some(st)) => {
+                out.push((st, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(st) = start {
+        out.push((st, b));
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn genes_from_path<'a, F>(
+    path: &[u8],
+    row: F,
+    seqid: &str,
+    offset: usize,
+    n: usize,
+    strand: Strand,
+    cfg: &DecodeConfig,
+    out: &mut Vec<PredictedGene>,
+) where
+    F: Fn(usize) -> &'a [f32],
+{
+    let minus = strand.is_minus();
+    let to_fwd = |(a, b): (usize, usize)| {
+        if minus {
+            Interval {
+                start: offset + n - b,
+                end: offset + n - a,
+            }
+        } else {
+            Interval {
+                start: offset + a,
+                end: offset + b,
+            }
+        }
+    };
+    let fwd_all = |v: Vec<(usize, usize)>| {
+        let mut x: Vec<Interval> = v.into_iter().map(to_fwd).collect();
+        x.sort();
+        x
+    };
+    for (a, b) in runs(path, 0, path.len(), |s| s != IG) {
+        let has = |st: usize| path[a..b].iter().any(|&s| usize::from(s) == st);
+        let first = usize::from(path[a]);
+        if !has(S0) || !has(X2) || (first != U5 && first != S0) {
+            continue; // cut by the region's ends
+        }
+        let last = usize::from(path[b - 1]);
+        if last != X2 && last != U3 {
+            continue;
+        }
+        let exonic = |s: usize| !is_intron(s) && s != IG;
+        let exons = fwd_all(runs(path, a, b, exonic));
+        let cds = fwd_all(runs(path, a, b, |s| (S0..=C2).contains(&s) || (X0..=X2).contains(&s)));
+        let utr5 = fwd_all(runs(path, a, b, |s| s == U5));
+        let utr3 = fwd_all(runs(path, a, b, |s| s == U3));
+        let cds_len: usize = cds.iter().map(Interval::len).sum();
+        if cds_len < cfg.min_cds || exons.iter().any(|e| e.len() < cfg.min_exon) {
+            continue;
+        }
+        let mut score = 0.0f64;
+        for (i, &s) in path.iter().enumerate().take(b).skip(a) {
+            let slot = EMIT[usize::from(s)];
+            let r = row(i);
+            let mut p = r[usize::from(SLOT_CLASS[slot])];
+            if slot == 0 {
+                p += r[labels::NC_EXON as usize];
+            }
+            score += f64::from(if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) });
+        }
+        score /= (b - a) as f64;
+        let span = to_fwd((a, b));
+        let id = format!(
+            "{seqid}:{}-{}:{}",
+            span.start + 1,
+            span.end,
+            strand.symbol()
+        );
+        let mut t = Transcript {
+            id: format!("{id}.t1"),
+            kind: "mRNA".to_string(),
+            implicit: false,
+            strand,
+            span,
+            exons,
+            cds: cds
+                .into_iter()
+                .map(|iv| CdsPart { iv, phase: None })
+                .collect(),
+            utr5,
+            utr3,
+            line: 0,
+        };
+        fill_phases(&mut t);
+        out.push(PredictedGene {
+            gene: Gene {
+                id,
+                name: None,
+                seqid: seqid.to_string(),
+                strand,
+                span,
+                kind: "gene".to_string(),
+                transcripts: vec![t],
+                line: 0,
+            },
+            score,
+        });
+    }
 }
