@@ -3,7 +3,8 @@
 //! Output: `##gff-version 3`, one `##sequence-region` line per region, then per gene a `gene`
 //! row (`ID`, `Name`), one row per transcript (its own type, `ID`, `Parent`), and `exon`, `CDS`
 //! (with phase), `five_prime_UTR` and `three_prime_UTR` rows (`Parent`), each group in genomic
-//! order. Genes are written sorted by region, then start. Coordinates convert from 0-based
+//! order. Regions and genes are written sorted by seqid (byte order), then start and end: the
+//! order `gt eval` requires. Coordinates convert from 0-based
 //! half-open to GFF's 1-based inclusive. Reserved characters in seqids and attribute values are
 //! percent-escaped. A CDS part without a phase gets the phase implied by the CDS length before it
 //! (in transcript order). Transcript IDs that repeat an ID already written (e.g. an implicit
@@ -68,17 +69,15 @@ pub fn write_gff3<W: Write>(
     };
     let io = |e| Error::io("GFF3 output", e);
     writeln!(w, "##gff-version 3").map_err(io)?;
-    for (name, len) in regions {
+    let mut sorted_regions: Vec<&(String, usize)> = regions.iter().collect();
+    sorted_regions.sort();
+    for (name, len) in sorted_regions {
         writeln!(w, "##sequence-region {} 1 {len}", escape(name, true)).map_err(io)?;
     }
     let mut order: Vec<usize> = (0..genes.len()).collect();
     order.sort_by_key(|&i| {
         let g = &genes[i];
         (
-            region_index
-                .get(g.seqid.as_str())
-                .copied()
-                .unwrap_or(usize::MAX),
             g.seqid.clone(),
             gene_extent(g).start,
             gene_extent(g).end,

@@ -1,0 +1,349 @@
+//! Decoder, GFF3 writer and `eval-annotation` on real A. thaliana 1 % data (skipped, with a
+//! message, when the data is absent), checked against `gt gff3validator` and `gt eval` when
+//! genometools is installed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use genolm::infer::decode::{decode, DecodeConfig};
+use genolm::infer::evaluate::{evaluate, evaluate_files, Counts, Region, Report};
+use genolm::io::fasta::read_records;
+use genolm::io::gff::{self, Annotation, Gene, Interval};
+use genolm::io::gffwrite::{fill_phases, write_gff3};
+use genolm::io::labels::{LabelTracks, NUM_CLASSES};
+use genolm::io::shared_data;
+use genolm::seq::SeqPolicy;
+
+fn athaliana() -> Option<(PathBuf, PathBuf)> {
+    let dir = shared_data("genomes/athaliana_1pct")?;
+    let fa = dir.join("genome.fa.gz");
+    let gff = dir.join("annotation.gff3.gz");
+    if fa.exists() && gff.exists() {
+        Some((fa, gff))
+    } else {
+        eprintln!("skipping: A. thaliana 1 % data not found under $GENOLM_DATA");
+        None
+    }
+}
+
+fn gt_available() -> bool {
+    Command::new("gt")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn one_hot(track: &[u8]) -> Vec<f32> {
+    let mut p = vec![0f32; track.len() * NUM_CLASSES];
+    for (i, &c) in track.iter().enumerate() {
+        p[i * NUM_CLASSES + usize::from(c)] = 1.0;
+    }
+    p
+}
+
+fn write(path: &Path, regions: &[(String, usize)], genes: &[Gene], scores: Option<&[f64]>) {
+    let mut buf = Vec::new();
+    write_gff3(&mut buf, "genolm", regions, genes, scores).unwrap();
+    std::fs::write(path, buf).unwrap();
+}
+
+#[test]
+fn perfect_probabilities_recover_reference_cds() {
+    let Some((fa, gff)) = athaliana() else {
+        return;
+    };
+    let recs = read_records(fa.to_str().unwrap(), SeqPolicy::default()).unwrap();
+    let ann = gff::read(gff.to_str().unwrap()).unwrap();
+    let idx = ann.resolve_records(fa.to_str().unwrap(), &recs).unwrap();
+    let mut by_rec: HashMap<usize, Vec<&Gene>> = HashMap::new();
+    for g in &ann.genes {
+        by_rec.entry(idx[&g.seqid]).or_default().push(g);
+    }
+    let cfg = DecodeConfig::default();
+    let (mut ref_cds, mut hit, mut pred_cds) = (0u64, 0u64, 0u64);
+    let mut bases = 0usize;
+    let mut secs = 0.0;
+    let mut decoded = Vec::new();
+    let mut regions = Vec::new();
+    for (i, r) in recs.iter().enumerate() {
+        regions.push((r.name.clone(), r.seq.len()));
+        let genes = by_rec.remove(&i).unwrap_or_default();
+        let t = LabelTracks::from_genes(r.seq.len(), genes);
+        let (pp, pm) = (one_hot(&t.plus), one_hot(&t.minus));
+        let t0 = Instant::now();
+        let out = decode(&r.name, 0, &r.seq, &pp, &pm, &cfg).unwrap();
+        secs += t0.elapsed().as_secs_f64();
+        bases += r.seq.len();
+        let mut mask = [vec![false; r.seq.len()], vec![false; r.seq.len()]];
+        for p in &out {
+            let m = &mut mask[usize::from(p.gene.strand.is_minus())];
+            for c in &p.gene.transcripts[0].cds {
+                m[c.iv.start..c.iv.end].iter_mut().for_each(|x| *x = true);
+            }
+        }
+        for (track, m) in [(&t.plus, &mask[0]), (&t.minus, &mask[1])] {
+            for (k, &c) in track.iter().enumerate() {
+                let is_ref = c == genolm::io::labels::CDS;
+                ref_cds += u64::from(is_ref);
+                pred_cds += u64::from(m[k]);
+                hit += u64::from(is_ref && m[k]);
+            }
+        }
+        decoded.extend(out);
+    }
+    let recall = hit as f64 / ref_cds as f64;
+    let precision = hit as f64 / pred_cds as f64;
+    eprintln!(
+        "A. thaliana 1 %: {} genes decoded from perfect probabilities; CDS bases recovered \
+         {hit}/{ref_cds} = {recall:.4}, precision {precision:.4}; decode {bases} bp × 2 strands \
+         in {secs:.3} s = {:.2} Mb/s",
+        decoded.len(),
+        bases as f64 / secs / 1e6
+    );
+    assert!(recall > 0.9, "CDS recall {recall}");
+    assert!(precision > 0.95, "CDS precision {precision}");
+
+    // Written, read back, validated; evaluation of decoded vs reference gives the same figure.
+    let dir = tempfile::tempdir().unwrap();
+    let pred = dir.path().join("pred.gff3");
+    let genes: Vec<Gene> = decoded.iter().map(|p| p.gene.clone()).collect();
+    let scores: Vec<f64> = decoded.iter().map(|p| p.score).collect();
+    write(&pred, &regions, &genes, Some(&scores));
+    let back = gff::read(pred.to_str().unwrap()).unwrap();
+    assert_eq!(back.genes.len(), genes.len());
+    let rep = evaluate_files(pred.to_str().unwrap(), gff.to_str().unwrap(), None).unwrap();
+    let base = rep.total("base", "cds").unwrap();
+    eprintln!("eval-annotation decoded vs reference:\n{}", rep.table());
+    assert!(base.sn() > 0.85, "{base:?}");
+    if gt_available() {
+        let o = Command::new("gt")
+            .arg("gff3validator")
+            .arg(&pred)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "gt gff3validator: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    } else {
+        eprintln!("skipping gt gff3validator: `gt` (genometools) not installed");
+    }
+}
+
+/// A perturbed copy of the reference: some genes removed, some exons shifted, one gene moved.
+fn perturb(genes: &[Gene]) -> Vec<Gene> {
+    let mut out = Vec::new();
+    for (k, g) in genes.iter().enumerate() {
+        if k % 7 == 3 {
+            continue; // removed
+        }
+        let mut g = g.clone();
+        if k % 5 == 1 {
+            for t in &mut g.transcripts {
+                if t.exons.len() >= 3 {
+                    // Shift the second exon's start by 3 bases (and its CDS part with it).
+                    let e = t.exons[1];
+                    if e.len() > 10 {
+                        t.exons[1].start += 3;
+                        for c in &mut t.cds {
+                            if c.iv.start == e.start {
+                                c.iv.start += 3;
+                            }
+                        }
+                        fill_phases(t);
+                    }
+                }
+            }
+        }
+        if k % 11 == 5 {
+            // Drop the last exon of every transcript (span shrinks).
+            for t in &mut g.transcripts {
+                if t.exons.len() >= 2 {
+                    let last = t.exons.pop().unwrap();
+                    t.cds.retain(|c| c.iv.start < last.start);
+                    t.utr5.retain(|u| u.start < last.start);
+                    t.utr3.retain(|u| u.start < last.start);
+                    t.span.end = t.exons.last().unwrap().end;
+                }
+            }
+            g.span.end = g.transcripts.iter().map(|t| t.span.end).max().unwrap_or(g.span.end);
+            g.span.start = g.transcripts.iter().map(|t| t.span.start).min().unwrap_or(g.span.start);
+        }
+        out.push(g);
+    }
+    out
+}
+
+/// gt eval's `(a/b)` figures by line label.
+fn parse_gt(text: &str) -> HashMap<String, (u64, u64)> {
+    let mut m = HashMap::new();
+    for line in text.lines() {
+        let Some((name, rest)) = line.split_once(": ") else {
+            continue;
+        };
+        let nums: Vec<u64> = rest
+            .split(|c: char| !c.is_ascii_digit() && c != '.')
+            .filter(|s| !s.is_empty() && !s.contains('.'))
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let fig = if name.starts_with("nucleotide") {
+            // "TP=a/(TP=a + FN=b)" → (a, a + b)
+            (nums[0], nums[1] + nums[2])
+        } else {
+            (nums[0], nums[1])
+        };
+        m.insert(name.to_string(), fig);
+    }
+    m
+}
+
+fn check_against_gt(rep: &Report, gt: &HashMap<String, (u64, u64)>) -> usize {
+    let pairs = [
+        ("gene", "all", "gene", "mRNA level"),
+        ("gene", "cds", "gene", "CDS level"),
+        ("transcript", "all", "mRNA", "mRNA level"),
+        ("transcript", "cds", "mRNA", "CDS level"),
+        ("exon", "all", "exon", "mRNA level, all"),
+        ("exon", "cds", "exon", "CDS level, all"),
+        ("base", "exon", "nucleotide", "mRNA level"),
+        ("base", "cds", "nucleotide", "CDS level"),
+    ];
+    let mut checked = 0;
+    for (level, feature, gt_name, gt_level) in pairs {
+        let c: Counts = rep.total(level, feature).unwrap();
+        let sn = gt[&format!("{gt_name} sensitivity ({gt_level})")];
+        let sp = gt[&format!("{gt_name} specificity ({gt_level})")];
+        assert_eq!(
+            (c.tp, c.tp + c.fn_),
+            sn,
+            "{level}.{feature} sensitivity vs gt {gt_name} ({gt_level})"
+        );
+        assert_eq!(
+            (c.tp, c.tp + c.fp),
+            sp,
+            "{level}.{feature} precision vs gt {gt_name} ({gt_level})"
+        );
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn eval_annotation_agrees_with_gt_eval() {
+    let Some((fa, gff)) = athaliana() else {
+        return;
+    };
+    let recs = read_records(fa.to_str().unwrap(), SeqPolicy::default()).unwrap();
+    let regions: Vec<(String, usize)> = recs.iter().map(|r| (r.name.clone(), r.seq.len())).collect();
+    let ann = gff::read(gff.to_str().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (rp, pp) = (dir.path().join("ref.gff3"), dir.path().join("pred.gff3"));
+    write(&rp, &regions, &ann.genes, None);
+    let pred_genes = perturb(&ann.genes);
+    write(&pp, &regions, &pred_genes, None);
+    let (rs, ps) = (rp.to_str().unwrap(), pp.to_str().unwrap());
+    let rep = evaluate_files(ps, rs, None).unwrap();
+    eprintln!("perturbed vs reference:\n{}", rep.table());
+    let g = rep.total("gene", "all").unwrap();
+    assert!(g.fn_ > 0 && g.tp > 0 && g.sn() < 1.0);
+    let e = rep.total("exon", "all").unwrap();
+    assert!(e.fp > 0 && e.fn_ > 0);
+    // Identical files score 1 everywhere.
+    let same = evaluate_files(rs, rs, None).unwrap();
+    for ((l, f), c) in &same.counts {
+        for s in c {
+            assert_eq!((s.fp, s.fn_), (0, 0), "{l}.{f}");
+        }
+    }
+
+    // Regions: the whole of Chr1 as BED equals evaluating only Chr1's genes.
+    let r = gff::read(rs).unwrap();
+    let p = gff::read(ps).unwrap();
+    let chr1 = |a: &Annotation| Annotation {
+        genes: a.genes.iter().filter(|g| g.seqid == "Chr1").cloned().collect(),
+        seqids: a.seqids.iter().filter(|u| u.seqid == "Chr1").cloned().collect(),
+        ..a.clone()
+    };
+    let bed = [Region {
+        seqid: "Chr1".into(),
+        iv: Interval {
+            start: 0,
+            end: regions[0].1,
+        },
+    }];
+    assert_eq!(regions[0].0, "Chr1");
+    let a = evaluate(&p, &r, Some(&bed)).unwrap();
+    let b = evaluate(&chr1(&p), &chr1(&r), None).unwrap();
+    assert_eq!(a, b);
+
+    if !gt_available() {
+        eprintln!("skipping gt eval comparison: `gt` (genometools) not installed");
+        return;
+    }
+    for (path, label) in [(&rp, "ref"), (&pp, "pred")] {
+        let o = Command::new("gt").arg("gff3validator").arg(path).output().unwrap();
+        assert!(
+            o.status.success(),
+            "gt gff3validator {label}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = Command::new("gt").args(["eval", rs, ps]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    eprintln!("gt eval:\n{text}");
+    let n = check_against_gt(&rep, &parse_gt(&text));
+    assert_eq!(n, 8);
+}
+
+fn genolm() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_genolm"))
+}
+
+#[test]
+fn eval_annotation_cli_json_and_errors() {
+    let Some((_, gff)) = athaliana() else {
+        return;
+    };
+    let g = gff.to_str().unwrap();
+    let o = genolm()
+        .args(["eval-annotation", "--pred", g, "--ref", g, "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for key in ["base", "exon", "transcript", "gene"] {
+        assert!(v[key].is_object(), "{key}");
+    }
+    assert_eq!(v["base"]["cds"]["f1"].as_f64(), Some(1.0));
+    assert_eq!(v["exon"]["all"]["f1"].as_f64(), Some(1.0));
+    assert_eq!(v["gene"]["all"]["f1"].as_f64(), Some(1.0));
+    assert!(v["base"]["cds"]["minus"]["tp"].as_u64().unwrap() > 0);
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.gff3");
+    std::fs::write(&bad, "##gff-version 3\nChr1\tx\tgene\t10\t5\t.\t+\t.\tID=a\n").unwrap();
+    let other = dir.path().join("other.gff3");
+    std::fs::write(
+        &other,
+        "##gff-version 3\nchrZ\tx\tgene\t10\t50\t.\t+\t.\tID=a\nchrZ\tx\tmRNA\t10\t50\t.\t+\t.\tID=t;Parent=a\n",
+    )
+    .unwrap();
+    let bed = dir.path().join("bad.bed");
+    std::fs::write(&bed, "Chr1\t100\n").unwrap();
+    let cases: [(Vec<&str>, &str); 4] = [
+        (vec!["--pred", bad.to_str().unwrap(), "--ref", g], "bad.gff3:2: start 10 > end 5"),
+        (vec!["--pred", other.to_str().unwrap(), "--ref", g], "seqid 'chrZ' does not occur in the reference"),
+        (vec!["--pred", g, "--ref", g, "--regions", bed.to_str().unwrap()], "bad.bed:1: BED needs 3"),
+        (vec!["--pred", "/nonexistent.gff3", "--ref", g], "/nonexistent.gff3"),
+    ];
+    for (args, want) in cases {
+        let o = genolm().arg("eval-annotation").args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
