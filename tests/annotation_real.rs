@@ -169,8 +169,18 @@ fn perturb(genes: &[Gene]) -> Vec<Gene> {
                     t.span.end = t.exons.last().unwrap().end;
                 }
             }
-            g.span.end = g.transcripts.iter().map(|t| t.span.end).max().unwrap_or(g.span.end);
-            g.span.start = g.transcripts.iter().map(|t| t.span.start).min().unwrap_or(g.span.start);
+            g.span.end = g
+                .transcripts
+                .iter()
+                .map(|t| t.span.end)
+                .max()
+                .unwrap_or(g.span.end);
+            g.span.start = g
+                .transcripts
+                .iter()
+                .map(|t| t.span.start)
+                .min()
+                .unwrap_or(g.span.start);
         }
         out.push(g);
     }
@@ -237,7 +247,8 @@ fn eval_annotation_agrees_with_gt_eval() {
         return;
     };
     let recs = read_records(fa.to_str().unwrap(), SeqPolicy::default()).unwrap();
-    let regions: Vec<(String, usize)> = recs.iter().map(|r| (r.name.clone(), r.seq.len())).collect();
+    let regions: Vec<(String, usize)> =
+        recs.iter().map(|r| (r.name.clone(), r.seq.len())).collect();
     let ann = gff::read(gff.to_str().unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (rp, pp) = (dir.path().join("ref.gff3"), dir.path().join("pred.gff3"));
@@ -263,8 +274,18 @@ fn eval_annotation_agrees_with_gt_eval() {
     let r = gff::read(rs).unwrap();
     let p = gff::read(ps).unwrap();
     let chr1 = |a: &Annotation| Annotation {
-        genes: a.genes.iter().filter(|g| g.seqid == "Chr1").cloned().collect(),
-        seqids: a.seqids.iter().filter(|u| u.seqid == "Chr1").cloned().collect(),
+        genes: a
+            .genes
+            .iter()
+            .filter(|g| g.seqid == "Chr1")
+            .cloned()
+            .collect(),
+        seqids: a
+            .seqids
+            .iter()
+            .filter(|u| u.seqid == "Chr1")
+            .cloned()
+            .collect(),
         ..a.clone()
     };
     let bed = [Region {
@@ -284,7 +305,11 @@ fn eval_annotation_agrees_with_gt_eval() {
         return;
     }
     for (path, label) in [(&rp, "ref"), (&pp, "pred")] {
-        let o = Command::new("gt").arg("gff3validator").arg(path).output().unwrap();
+        let o = Command::new("gt")
+            .arg("gff3validator")
+            .arg(path)
+            .output()
+            .unwrap();
         assert!(
             o.status.success(),
             "gt gff3validator {label}: {}",
@@ -325,7 +350,11 @@ fn eval_annotation_cli_json_and_errors() {
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.gff3");
-    std::fs::write(&bad, "##gff-version 3\nChr1\tx\tgene\t10\t5\t.\t+\t.\tID=a\n").unwrap();
+    std::fs::write(
+        &bad,
+        "##gff-version 3\nChr1\tx\tgene\t10\t5\t.\t+\t.\tID=a\n",
+    )
+    .unwrap();
     let other = dir.path().join("other.gff3");
     std::fs::write(
         &other,
@@ -335,13 +364,29 @@ fn eval_annotation_cli_json_and_errors() {
     let bed = dir.path().join("bad.bed");
     std::fs::write(&bed, "Chr1\t100\n").unwrap();
     let cases: [(Vec<&str>, &str); 4] = [
-        (vec!["--pred", bad.to_str().unwrap(), "--ref", g], "bad.gff3:2: start 10 > end 5"),
-        (vec!["--pred", other.to_str().unwrap(), "--ref", g], "seqid 'chrZ' does not occur in the reference"),
-        (vec!["--pred", g, "--ref", g, "--regions", bed.to_str().unwrap()], "bad.bed:1: BED needs 3"),
-        (vec!["--pred", "/nonexistent.gff3", "--ref", g], "/nonexistent.gff3"),
+        (
+            vec!["--pred", bad.to_str().unwrap(), "--ref", g],
+            "bad.gff3:2: start 10 > end 5",
+        ),
+        (
+            vec!["--pred", other.to_str().unwrap(), "--ref", g],
+            "seqid 'chrZ' does not occur in the reference",
+        ),
+        (
+            vec!["--pred", g, "--ref", g, "--regions", bed.to_str().unwrap()],
+            "bad.bed:1: BED needs 3",
+        ),
+        (
+            vec!["--pred", "/nonexistent.gff3", "--ref", g],
+            "/nonexistent.gff3",
+        ),
     ];
     for (args, want) in cases {
-        let o = genolm().arg("eval-annotation").args(&args).output().unwrap();
+        let o = genolm()
+            .arg("eval-annotation")
+            .args(&args)
+            .output()
+            .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");

@@ -121,8 +121,16 @@ fn plant(r: &mut ChaCha8Rng, seq: &mut [u8], seqid: &str, p: &Plan) -> Gene {
         x
     };
     let strand = if p.minus { Strand::Minus } else { Strand::Plus };
-    let utr5: Vec<(usize, usize)> = if p.utr5 > 0 { vec![(0, p.utr5)] } else { vec![] };
-    let utr3: Vec<(usize, usize)> = if p.utr3 > 0 { vec![(cds_end, total)] } else { vec![] };
+    let utr5: Vec<(usize, usize)> = if p.utr5 > 0 {
+        vec![(0, p.utr5)]
+    } else {
+        vec![]
+    };
+    let utr3: Vec<(usize, usize)> = if p.utr3 > 0 {
+        vec![(cds_end, total)]
+    } else {
+        vec![]
+    };
     let span = to_fwd((0, total));
     let mut t = Transcript {
         id: "t".into(),
@@ -186,7 +194,10 @@ fn assert_same(decoded: &[PredictedGene], expected: &[Gene]) {
 fn run_case(len: usize, plans: &[Plan], cfg: &DecodeConfig, hit: f32, seed: u64) {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     let mut seq = random_seq(&mut r, len);
-    let genes: Vec<Gene> = plans.iter().map(|p| plant(&mut r, &mut seq, "s1", p)).collect();
+    let genes: Vec<Gene> = plans
+        .iter()
+        .map(|p| plant(&mut r, &mut seq, "s1", p))
+        .collect();
     let tracks = LabelTracks::from_genes(len, &genes);
     let out = decode(
         "s1",
@@ -269,7 +280,15 @@ fn prokaryote_mode_decodes_operon_like_genes() {
         mode: Mode::Prokaryote,
         ..DecodeConfig::default()
     };
-    let out = decode("s1", 0, &seq, &probs(&t.plus, 0.9), &probs(&t.minus, 0.9), &cfg).unwrap();
+    let out = decode(
+        "s1",
+        0,
+        &seq,
+        &probs(&t.plus, 0.9),
+        &probs(&t.minus, 0.9),
+        &cfg,
+    )
+    .unwrap();
     assert!(out.iter().all(|p| p.gene.transcripts[0].exons.len() == 1));
 }
 
@@ -277,14 +296,38 @@ fn prokaryote_mode_decodes_operon_like_genes() {
 fn offset_shifts_coordinates() {
     let mut r = ChaCha8Rng::seed_from_u64(7);
     let mut seq = random_seq(&mut r, 1000);
-    let g = plant(&mut r, &mut seq, "s1", &Plan::new(100, true, &[120, 180], &[50]));
+    let g = plant(
+        &mut r,
+        &mut seq,
+        "s1",
+        &Plan::new(100, true, &[120, 180], &[50]),
+    );
     let t = LabelTracks::from_genes(1000, [&g]);
-    let a = decode("s1", 0, &seq, &probs(&t.plus, 0.9), &probs(&t.minus, 0.9), &DecodeConfig::default()).unwrap();
-    let b = decode("s1", 5000, &seq, &probs(&t.plus, 0.9), &probs(&t.minus, 0.9), &DecodeConfig::default()).unwrap();
+    let a = decode(
+        "s1",
+        0,
+        &seq,
+        &probs(&t.plus, 0.9),
+        &probs(&t.minus, 0.9),
+        &DecodeConfig::default(),
+    )
+    .unwrap();
+    let b = decode(
+        "s1",
+        5000,
+        &seq,
+        &probs(&t.plus, 0.9),
+        &probs(&t.minus, 0.9),
+        &DecodeConfig::default(),
+    )
+    .unwrap();
     assert_eq!(a.len(), 1);
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].gene.span.start, a[0].gene.span.start + 5000);
-    assert_eq!(b[0].gene.transcripts[0].cds[0].iv.end, a[0].gene.transcripts[0].cds[0].iv.end + 5000);
+    assert_eq!(
+        b[0].gene.transcripts[0].cds[0].iv.end,
+        a[0].gene.transcripts[0].cds[0].iv.end + 5000
+    );
 }
 
 #[test]
@@ -299,7 +342,10 @@ fn noisy_probabilities_still_decode_exactly() {
         Plan::new(1500, true, &[240, 120], &[200]),
         Plan::new(2800, false, &[330], &[]),
     ];
-    let genes: Vec<Gene> = plans.iter().map(|p| plant(&mut r, &mut seq, "s1", p)).collect();
+    let genes: Vec<Gene> = plans
+        .iter()
+        .map(|p| plant(&mut r, &mut seq, "s1", p))
+        .collect();
     let tracks = LabelTracks::from_genes(len, &genes);
     let mut noisy = |track: &[u8]| {
         let mut p = vec![0f32; track.len() * NUM_CLASSES];
@@ -332,8 +378,18 @@ fn noisy_probabilities_still_decode_exactly() {
         let (a, b) = (&p.gene.transcripts[0], &g.transcripts[0]);
         assert_eq!(a.strand, b.strand);
         assert_eq!(a.cds, b.cds);
-        assert!(p.gene.span.start.abs_diff(g.span.start) <= 10, "{:?} vs {:?}", p.gene.span, g.span);
-        assert!(p.gene.span.end.abs_diff(g.span.end) <= 10, "{:?} vs {:?}", p.gene.span, g.span);
+        assert!(
+            p.gene.span.start.abs_diff(g.span.start) <= 10,
+            "{:?} vs {:?}",
+            p.gene.span,
+            g.span
+        );
+        assert!(
+            p.gene.span.end.abs_diff(g.span.end) <= 10,
+            "{:?} vs {:?}",
+            p.gene.span,
+            g.span
+        );
     }
 }
 
@@ -380,8 +436,7 @@ fn check_grammar(seq: &[u8], p: &PredictedGene, cfg: &DecodeConfig) -> Result<()
             start: w[0].end,
             end: w[1].start,
         });
-        if intron.len() < cfg.min_intron || !intron.starts_with(b"GT") || !intron.ends_with(b"AG")
-        {
+        if intron.len() < cfg.min_intron || !intron.starts_with(b"GT") || !intron.ends_with(b"AG") {
             return Err(format!("bad intron {:?}", String::from_utf8_lossy(&intron)));
         }
     }
@@ -476,12 +531,22 @@ fn bad_input_is_an_error() {
 
 fn gff_text(genes: &[Gene], scores: &[f64], len: usize) -> String {
     let mut buf = Vec::new();
-    write_gff3(&mut buf, "genolm", &[("s1".to_string(), len)], genes, Some(scores)).unwrap();
+    write_gff3(
+        &mut buf,
+        "genolm",
+        &[("s1".to_string(), len)],
+        genes,
+        Some(scores),
+    )
+    .unwrap();
     String::from_utf8(buf).unwrap()
 }
 
 fn gt_available() -> bool {
-    Command::new("gt").arg("-version").output().is_ok_and(|o| o.status.success())
+    Command::new("gt")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -494,9 +559,20 @@ fn written_gff3_round_trips_and_validates() {
         Plan::new(900, true, &[120, 60, 90], &[40, 70]),
         Plan::new(1800, false, &[210], &[]),
     ];
-    let genes: Vec<Gene> = plans.iter().map(|p| plant(&mut r, &mut seq, "s1", p)).collect();
+    let genes: Vec<Gene> = plans
+        .iter()
+        .map(|p| plant(&mut r, &mut seq, "s1", p))
+        .collect();
     let t = LabelTracks::from_genes(len, &genes);
-    let out = decode("s1", 0, &seq, &probs(&t.plus, 0.9), &probs(&t.minus, 0.9), &DecodeConfig::default()).unwrap();
+    let out = decode(
+        "s1",
+        0,
+        &seq,
+        &probs(&t.plus, 0.9),
+        &probs(&t.minus, 0.9),
+        &DecodeConfig::default(),
+    )
+    .unwrap();
     let decoded: Vec<Gene> = out.iter().map(|p| p.gene.clone()).collect();
     let scores: Vec<f64> = out.iter().map(|p| p.score).collect();
     let text = gff_text(&decoded, &scores, len);
@@ -519,7 +595,14 @@ fn written_gff3_round_trips_and_validates() {
     // Out-of-range genes and wrong score counts are errors.
     let mut buf = Vec::new();
     assert!(write_gff3(&mut buf, "x", &[("s1".to_string(), 500)], &decoded, None).is_err());
-    assert!(write_gff3(&mut buf, "x", &[("other".to_string(), 5000)], &decoded, None).is_err());
+    assert!(write_gff3(
+        &mut buf,
+        "x",
+        &[("other".to_string(), 5000)],
+        &decoded,
+        None
+    )
+    .is_err());
     assert!(write_gff3(&mut buf, "x", &[], &decoded, Some(&[1.0])).is_err());
     if !gt_available() {
         eprintln!("skipping gt gff3validator check: `gt` (genometools) not installed");
@@ -528,10 +611,44 @@ fn written_gff3_round_trips_and_validates() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pred.gff3");
     std::fs::write(&path, &text).unwrap();
-    let o = Command::new("gt").arg("gff3validator").arg(&path).output().unwrap();
+    let o = Command::new("gt")
+        .arg("gff3validator")
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(
         o.status.success(),
         "gt gff3validator: {}",
         String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Decoder throughput on 4 Mb of random sequence with blocky probabilities (both strands).
+/// Ignored by default; run with `--ignored --nocapture` to measure.
+#[test]
+#[ignore]
+fn decode_speed() {
+    let mut r = ChaCha8Rng::seed_from_u64(12);
+    let len = 4_000_000;
+    let seq = random_seq(&mut r, len);
+    let mut p = vec![0f32; len * NUM_CLASSES];
+    let mut i = 0;
+    while i < len {
+        let run = r.random_range(50..2000).min(len - i);
+        let c = r.random_range(0..NUM_CLASSES);
+        for k in i..i + run {
+            for x in 0..NUM_CLASSES {
+                p[k * NUM_CLASSES + x] = if x == c { 0.7 } else { 0.06 };
+            }
+        }
+        i += run;
+    }
+    let t0 = std::time::Instant::now();
+    let out = decode("s", 0, &seq, &p, &p, &DecodeConfig::default()).unwrap();
+    let s = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "decoded {len} bp (both strands) in {s:.2} s = {:.2} Mb/s, {} genes",
+        len as f64 / s / 1e6,
+        out.len()
     );
 }

@@ -214,7 +214,11 @@ pub fn decode(
     let mut out = Vec::new();
     // Plus strand.
     let codes: Vec<u8> = seq.iter().map(|&b| code(b)).collect();
-    let path = viterbi(&codes, |i| &plus[i * NUM_CLASSES..(i + 1) * NUM_CLASSES], cfg);
+    let path = viterbi(
+        &codes,
+        |i| &plus[i * NUM_CLASSES..(i + 1) * NUM_CLASSES],
+        cfg,
+    );
     genes_from_path(
         &path,
         |i| &plus[i * NUM_CLASSES..(i + 1) * NUM_CLASSES],
@@ -274,7 +278,13 @@ where
     let gp = cfg.gene_penalty;
     let ip = cfg.intron_penalty;
     let at = |i: usize| -> u8 { b.get(i).copied().unwrap_or(N) };
-    let at_back = |i: usize, k: usize| -> u8 { if i >= k { b[i - k] } else { N } };
+    let at_back = |i: usize, k: usize| -> u8 {
+        if i >= k {
+            b[i - k]
+        } else {
+            N
+        }
+    };
     let donor = |i: usize| at(i) == G && at(i + 1) == T;
     let start_codon = |i: usize| {
         let (x, y, z) = (at(i), at(i + 1), at(i + 2));
@@ -344,11 +354,7 @@ where
             (U5, v[U5], true),
             (U5I, v[U5I], acc)
         );
-        best!(
-            S0,
-            (IG, v[IG] - gp, start_here),
-            (U5, v[U5], start_here)
-        );
+        best!(S0, (IG, v[IG] - gp, start_here), (U5, v[U5], start_here));
         best!(S1, (S0, v[S0], true));
         best!(S2, (S1, v[S1], true));
         best!(C0, (S2, v[S2], true), (C2, v[C2], true), (I0, v[I0], acc));
@@ -398,8 +404,16 @@ where
                 (S2, h[S2] + span, jump),
                 (C2, h[C2] + span, jump)
             );
-            best!(I1T, (I1T, v[I1T], true), (C0, h[C0] + span, jump && be == T));
-            best!(I1N, (I1N, v[I1N], true), (C0, h[C0] + span, jump && be != T));
+            best!(
+                I1T,
+                (I1T, v[I1T], true),
+                (C0, h[C0] + span, jump && be == T)
+            );
+            best!(
+                I1N,
+                (I1N, v[I1N], true),
+                (C0, h[C0] + span, jump && be != T)
+            );
             best!(
                 I2TA,
                 (I2TA, v[I2TA], true),
@@ -515,7 +529,9 @@ fn genes_from_path<'a, F>(
         }
         let exonic = |s: usize| !is_intron(s) && s != IG;
         let exons = fwd_all(runs(path, a, b, exonic));
-        let cds = fwd_all(runs(path, a, b, |s| (S0..=C2).contains(&s) || (X0..=X2).contains(&s)));
+        let cds = fwd_all(runs(path, a, b, |s| {
+            (S0..=C2).contains(&s) || (X0..=X2).contains(&s)
+        }));
         let utr5 = fwd_all(runs(path, a, b, |s| s == U5));
         let utr3 = fwd_all(runs(path, a, b, |s| s == U3));
         let cds_len: usize = cds.iter().map(Interval::len).sum();

@@ -247,7 +247,11 @@ pub fn evaluate_files(pred: &str, ref_: &str, regions: Option<&str>) -> Result<R
 
 /// Evaluate parsed annotations. Errors: the reference has no gene, or the prediction uses a
 /// seqid the reference does not.
-pub fn evaluate(pred: &Annotation, ref_: &Annotation, regions: Option<&[Region]>) -> Result<Report> {
+pub fn evaluate(
+    pred: &Annotation,
+    ref_: &Annotation,
+    regions: Option<&[Region]>,
+) -> Result<Report> {
     if ref_.genes.is_empty() {
         return Err(Error::input(format!(
             "{}: the reference has no genes",
@@ -383,7 +387,8 @@ pub fn evaluate(pred: &Annotation, ref_: &Annotation, regions: Option<&[Region]>
 
     // Gene level: gene rows.
     for (feature, cds) in [("cds", true), ("all", false)] {
-        let keep = |g: &&Gene| g.kind == "gene" && g.strand != Strand::Unknown && inside(&g.seqid, g.span);
+        let keep =
+            |g: &&Gene| g.kind == "gene" && g.strand != Strand::Unknown && inside(&g.seqid, g.span);
         let refs: Vec<&Gene> = ref_.genes.iter().filter(keep).collect();
         let preds: Vec<&Gene> = pred.genes.iter().filter(keep).collect();
         let mut by_span: HashMap<(&str, bool, Interval), Vec<usize>> = HashMap::new();
@@ -534,10 +539,17 @@ mod tests {
 
     #[test]
     fn intersect_and_counts() {
-        let a = [Interval { start: 0, end: 10 }, Interval { start: 20, end: 30 }];
+        let a = [
+            Interval { start: 0, end: 10 },
+            Interval { start: 20, end: 30 },
+        ];
         let b = [Interval { start: 5, end: 25 }];
         assert_eq!(total(&intersect(&a, &b)), 10);
-        let c = Counts { tp: 3, fp: 1, fn_: 2 };
+        let c = Counts {
+            tp: 3,
+            fp: 1,
+            fn_: 2,
+        };
         assert!((c.sn() - 0.6).abs() < 1e-12);
         assert!((c.pr() - 0.75).abs() < 1e-12);
         assert_eq!(Counts::default().sn(), 1.0);

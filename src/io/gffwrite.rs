@@ -77,11 +77,7 @@ pub fn write_gff3<W: Write>(
     let mut order: Vec<usize> = (0..genes.len()).collect();
     order.sort_by_key(|&i| {
         let g = &genes[i];
-        (
-            g.seqid.clone(),
-            gene_extent(g).start,
-            gene_extent(g).end,
-        )
+        (g.seqid.clone(), gene_extent(g).start, gene_extent(g).end)
     });
     let mut used: HashSet<String> = HashSet::new();
     for i in order {
