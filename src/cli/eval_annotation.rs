@@ -16,6 +16,7 @@ Examples:
 Levels (sensitivity sn, precision pr, F1, counts; per strand and overall), as `gt eval`:
   base.cds / base.exon     CDS / exon bases (union per strand)
   exon.all / exon.cds      exon / CDS rows with exact start and end
+  exon.unique              distinct exons (gt's collapsed count, gffcompare's exon level)
   transcript.all / .cds    mRNA rows with the same span and the same exons / CDS parts
   gene.all / gene.cds      gene rows with the same span and the same mRNAs
 JSON nests level, feature, figure: base.cds.f1, exon.all.f1, gene.all.f1 (and .plus / .minus).

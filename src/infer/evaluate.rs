@@ -9,6 +9,7 @@
 //! | `base.exon`       | exon bases (union per strand)          | nucleotide … (mRNA level)         |
 //! | `exon.all`        | exon rows, exact start and end         | exon … (mRNA level, all)          |
 //! | `exon.cds`        | CDS rows, exact start and end          | exon … (CDS level, all)           |
+//! | `exon.unique`     | distinct exons, exact start and end    | exon … (mRNA level, all, collapsed) |
 //! | `transcript.all`  | `mRNA` rows: same span, same exons     | mRNA … (mRNA level)               |
 //! | `transcript.cds`  | `mRNA` rows: same span, same CDS parts | mRNA … (CDS level)                |
 //! | `gene.all`        | `gene` rows: same span, same mRNAs     | gene … (mRNA level)               |
@@ -89,11 +90,11 @@ fn ratio(a: u64, b: u64) -> f64 {
 /// Levels, in report order.
 pub const LEVELS: [&str; 4] = ["base", "exon", "transcript", "gene"];
 /// Features of one level, in report order.
-pub fn features(level: &str) -> [&'static str; 2] {
-    if level == "base" {
-        ["cds", "exon"]
-    } else {
-        ["all", "cds"]
+pub fn features(level: &str) -> &'static [&'static str] {
+    match level {
+        "base" => &["cds", "exon"],
+        "exon" => &["all", "cds", "unique"],
+        _ => &["all", "cds"],
     }
 }
 
@@ -130,7 +131,7 @@ impl Report {
         let mut top = serde_json::Map::new();
         for level in LEVELS {
             let mut lv = serde_json::Map::new();
-            for feature in features(level) {
+            for &feature in features(level) {
                 let key = (level.to_string(), feature.to_string());
                 let Some(c) = self.counts.get(&key) else {
                     continue;
@@ -154,7 +155,7 @@ impl Report {
             "level", "feature", "strand", "sn", "pr", "f1", "tp", "fp", "fn"
         );
         for level in LEVELS {
-            for feature in features(level) {
+            for &feature in features(level) {
                 let key = (level.to_string(), feature.to_string());
                 let Some(c) = self.counts.get(&key) else {
                     continue;
@@ -342,6 +343,30 @@ pub fn evaluate(
             }
         }
         rep.put("exon", feature, c);
+    }
+    // Unique exons (gt's "collapsed", gffcompare's exon level): each distinct exon once.
+    {
+        let uniq = |genes: &'_ [Gene]| -> HashSet<(String, bool, Interval)> {
+            exon_rows(genes, false)
+                .into_iter()
+                .filter(|&(s, _, iv)| inside(s, iv))
+                .map(|(s, m, iv)| (s.to_string(), m, iv))
+                .collect()
+        };
+        let (ru, pu) = (uniq(&ref_.genes), uniq(&pred.genes));
+        let mut c = [Counts::default(); 2];
+        for x in &ru {
+            let s = usize::from(x.1);
+            if pu.contains(x) {
+                c[s].tp += 1;
+            } else {
+                c[s].fn_ += 1;
+            }
+        }
+        for x in pu.difference(&ru) {
+            c[usize::from(x.1)].fp += 1;
+        }
+        rep.put("exon", "unique", c);
     }
 
     // Transcript level: mRNA rows.
