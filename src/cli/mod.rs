@@ -12,6 +12,7 @@ pub mod labels;
 pub mod leakage;
 pub mod markov;
 pub mod predict;
+pub mod pretrain;
 pub mod split;
 pub mod stats;
 pub mod tokenize;
@@ -60,6 +61,8 @@ pub enum Command {
     Leakage(leakage::Args),
     /// K-th order Markov baseline: bits per base on held-out sequences.
     Markov(markov::Args),
+    /// Pretrain a language model on genomes (masked-token or next-token), scored in bits per base.
+    Pretrain(Box<pretrain::Args>),
 }
 
 /// Fix the number of worker threads for rayon and candle (which reads `RAYON_NUM_THREADS`).
@@ -124,6 +127,7 @@ pub fn main() -> i32 {
         Command::Split(a) => split::run(a),
         Command::Leakage(a) => leakage::run(a),
         Command::Markov(a) => markov::run(a),
+        Command::Pretrain(a) => pretrain::run(*a),
     };
     match result {
         Ok(()) => 0,
