@@ -53,13 +53,13 @@ fn mlm_masking_statistics_token_level() {
     let frac = sel.len() as f64 / bases;
     assert!((frac - 0.15).abs() < 0.004, "selected fraction {frac}");
     // Only base tokens are selected; unselected inputs are untouched.
-    for i in 0..ids.len() {
+    for (i, &id) in ids.iter().enumerate() {
         if m.weights[i] == 0.0 {
-            assert_eq!(m.inputs[i], ids[i]);
+            assert_eq!(m.inputs[i], id);
         } else {
-            assert_ne!(ids[i], 9);
+            assert_ne!(id, 9);
         }
-        assert_eq!(m.targets[i], ids[i]);
+        assert_eq!(m.targets[i], id);
     }
     let n = sel.len() as f64;
     let masked = sel.iter().filter(|&&i| m.inputs[i] == info.mask_id).count() as f64 / n;
@@ -262,7 +262,7 @@ fn ntp_backbones_are_causal() {
         block: 8,
         ..Default::default()
     };
-    let mut configs = vec![
+    let mut configs = [
         BackboneConfig::Hyena(small_hyena),
         BackboneConfig::Mamba(small_mamba),
         BackboneConfig::Transformer(small_tf.clone()),
@@ -671,4 +671,57 @@ fn bad_models_give_one_line_and_exit_2() {
     let mut v = base("hyena", "mlm");
     v.extend(["--holdout".into(), "chrQ".into()]);
     expect_error(&as_ref(&v), "chrQ");
+}
+
+#[test]
+fn mlm_runs_end_to_end_with_an_added_mask_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(genome) = sars_slice(tmp.path()) else {
+        return;
+    };
+    let cfg = small_hyena_toml(tmp.path());
+    let out = tmp.path().join("mlm");
+    let o = genolm(&[
+        "--threads",
+        "2",
+        "pretrain",
+        "--objective",
+        "mlm",
+        "--model",
+        "hyena",
+        "--model-config",
+        &cfg,
+        "--tokenizer",
+        "onehot",
+        "--genome",
+        &genome,
+        "--holdout",
+        "held",
+        "--out",
+        &out.to_string_lossy(),
+        "--seq-len",
+        "128",
+        "--batch",
+        "8",
+        "--max-steps",
+        "10",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = report(&out);
+    assert_eq!(r["objective"], "mlm");
+    assert_eq!(r["mask_token"], "added row");
+    assert_eq!(r["bits_per_base_over"], "masked tokens");
+    // About 15 % of the 46 × 128 held-out tokens are scored.
+    let scored = r["scored_tokens"].as_f64().unwrap() / (46.0 * 128.0);
+    assert!((scored - 0.15).abs() < 0.03, "scored fraction {scored}");
+    assert!(r["bits_per_base"].as_f64().unwrap().is_finite());
+    let text = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    let v: toml::Value = toml::from_str(&text).unwrap();
+    assert_eq!(v["model"]["vocab_size"].as_integer(), Some(6));
+    assert_eq!(v["model"]["mask_id"].as_integer(), Some(5));
+    assert_eq!(
+        v["model"]["backbone"]["bidirectional"].as_bool(),
+        Some(true)
+    );
 }

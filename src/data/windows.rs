@@ -4,7 +4,7 @@
 //! into training sequences and the held-out sequences named by `--holdout`. Each record is
 //! held in memory once; a window is a slice of it, never a re-read of the file.
 //!
-//! Training windows ([`Genome::sample`]) are drawn from a caller-seeded RNG: a sequence is
+//! Training windows ([`Sampler::sample`]) are drawn from a caller-seeded RNG: a sequence is
 //! picked with probability proportional to its number of window starts, then a start uniformly
 //! (every start is equally likely, so a random shift of up to a whole window is built in);
 //! `max_shift` instead snaps starts to a grid of `len` bases and moves them by a uniform shift
@@ -92,13 +92,9 @@ impl Genome {
             while let Some(rec) = reader.next_record()? {
                 let mut s = rec.seq;
                 for b in s.iter_mut() {
-                    *b = if b.is_ascii_lowercase() {
-                        b'N'
-                    } else if seq::BASE_CODE[*b as usize] > 3 {
-                        b'N'
-                    } else {
-                        *b
-                    };
+                    if b.is_ascii_lowercase() || seq::BASE_CODE[*b as usize] > 3 {
+                        *b = b'N';
+                    }
                 }
                 let ns = NamedSeq {
                     name: rec.name,
