@@ -123,7 +123,7 @@ pub struct Args {
 /// Run `genolm pretrain`.
 pub fn run(args: Args) -> Result<()> {
     let started = Instant::now();
-    let tok = run::run_tokenizer(&args.out, &args.tokenizer)?;
+    let tok = tokenize::from_spec(&args.tokenizer)?;
     let spec = tokenize::parse_spec(&tok.spec())?;
     let mut backbone = backbone_config(&args.model, args.model_config.as_deref())?;
     if args.causal {
