@@ -13,6 +13,7 @@ pub mod labels;
 pub mod leakage;
 pub mod markov;
 pub mod predict;
+pub mod pretrain;
 pub mod split;
 pub mod stats;
 pub mod tokenize;
@@ -63,6 +64,8 @@ pub enum Command {
     Markov(markov::Args),
     /// Gene-annotation accuracy against a reference GFF3 (base, exon, transcript, gene levels).
     EvalAnnotation(eval_annotation::Args),
+    /// Pretrain a language model on genomes (masked-token or next-token), scored in bits per base.
+    Pretrain(Box<pretrain::Args>),
 }
 
 /// Fix the number of worker threads for rayon and candle (which reads `RAYON_NUM_THREADS`).
@@ -128,6 +131,7 @@ pub fn main() -> i32 {
         Command::Leakage(a) => leakage::run(a),
         Command::Markov(a) => markov::run(a),
         Command::EvalAnnotation(a) => eval_annotation::run(a),
+        Command::Pretrain(a) => pretrain::run(*a),
     };
     match result {
         Ok(()) => 0,

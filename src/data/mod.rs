@@ -4,6 +4,7 @@ pub mod classify;
 pub mod folds;
 pub mod homology;
 pub mod split;
+pub mod windows;
 
 pub use classify::{promoter_benchmarks, BenchmarkSet, LabeledSet};
 pub use folds::Split;

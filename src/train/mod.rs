@@ -5,4 +5,5 @@ pub mod markov;
 pub mod metrics;
 pub mod optim;
 pub mod plot;
+pub mod pretrain;
 pub mod run;
