@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod annotate;
 pub mod bench;
 pub mod benchmark;
 pub mod bpe;
@@ -12,6 +13,7 @@ pub mod labels;
 pub mod leakage;
 pub mod markov;
 pub mod predict;
+pub mod segment;
 pub mod split;
 pub mod stats;
 pub mod tokenize;
@@ -60,6 +62,8 @@ pub enum Command {
     Leakage(leakage::Args),
     /// K-th order Markov baseline: bits per base on held-out sequences.
     Markov(markov::Args),
+    /// Annotate a genome (GFF3 gene models) with a `train --task segment` model.
+    Annotate(annotate::Args),
 }
 
 /// Fix the number of worker threads for rayon and candle (which reads `RAYON_NUM_THREADS`).
@@ -124,6 +128,7 @@ pub fn main() -> i32 {
         Command::Split(a) => split::run(a),
         Command::Leakage(a) => leakage::run(a),
         Command::Markov(a) => markov::run(a),
+        Command::Annotate(a) => annotate::run(a),
     };
     match result {
         Ok(()) => 0,

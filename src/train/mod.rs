@@ -6,3 +6,4 @@ pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod run;
+pub mod segment;
