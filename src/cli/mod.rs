@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod annotate;
 pub mod bench;
 pub mod benchmark;
 pub mod bpe;
@@ -14,6 +15,7 @@ pub mod leakage;
 pub mod markov;
 pub mod predict;
 pub mod pretrain;
+pub mod segment;
 pub mod split;
 pub mod stats;
 pub mod tokenize;
@@ -66,6 +68,8 @@ pub enum Command {
     EvalAnnotation(eval_annotation::Args),
     /// Pretrain a language model on genomes (masked-token or next-token), scored in bits per base.
     Pretrain(Box<pretrain::Args>),
+    /// Annotate a genome (GFF3 gene models) with a `train --task segment` model.
+    Annotate(annotate::Args),
 }
 
 /// Fix the number of worker threads for rayon and candle (which reads `RAYON_NUM_THREADS`).
@@ -132,6 +136,7 @@ pub fn main() -> i32 {
         Command::Markov(a) => markov::run(a),
         Command::EvalAnnotation(a) => eval_annotation::run(a),
         Command::Pretrain(a) => pretrain::run(*a),
+        Command::Annotate(a) => annotate::run(a),
     };
     match result {
         Ok(()) => 0,

@@ -18,10 +18,11 @@ use crate::train::run::{self, DataSpecs, RunConfig};
 /// Arguments of `genolm train`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  genolm train --task classify --model cnn \\\n    --train promoter=prom.fa.gz,background=bg.fa.gz --test test.csv --out runs/prom\n  genolm train --train folds/fold_1.csv.gz,folds/fold_2.csv.gz --valid folds/fold_3.csv.gz \\\n    --model gb-cnn --epochs 10 --seed 1 --out runs/gb\n\nSPEC is LABEL=FASTA[,LABEL=FASTA...] or a CSV/TSV table with sequence and label columns\n(see `genolm::data::classify`). Kill a run at any time and continue it with --resume."
+    after_help = "Examples:\n  genolm train --task classify --model cnn \\\n    --train promoter=prom.fa.gz,background=bg.fa.gz --test test.csv --out runs/prom\n  genolm train --train folds/fold_1.csv.gz,folds/fold_2.csv.gz --valid folds/fold_3.csv.gz \\\n    --model gb-cnn --epochs 10 --seed 1 --out runs/gb\n\nSPEC is LABEL=FASTA[,LABEL=FASTA...] or a CSV/TSV table with sequence and label columns\n(see `genolm::data::classify`). Kill a run at any time and continue it with --resume.\n\nPer-base gene structure (then `genolm annotate`):\n  genolm train --task segment --genome genome.fa.gz --gff genes.gff3.gz --holdout Chr5 \\\n    --batch-size 16 --epochs 6 --out runs/seg"
 )]
 pub struct Args {
-    /// Task: `classify` (sequence classification).
+    /// Task: `classify` (sequence classification) or `segment` (per-base gene structure from
+    /// --genome and --gff; see `genolm::train::segment`).
     #[arg(long, default_value = "classify")]
     pub task: String,
     /// Model: `cnn` (dilated residual CNN), `gb-cnn` (the genomic-benchmarks baseline), `transformer`
@@ -34,8 +35,8 @@ pub struct Args {
     /// Pooling of the classification head (default: the model's).
     #[arg(long, value_enum)]
     pub pooling: Option<Pooling>,
-    /// Training data SPEC.
-    #[arg(long)]
+    /// Training data SPEC (classify).
+    #[arg(long, default_value = "")]
     pub train: String,
     /// Validation data SPEC (default: a stratified holdout of the training data).
     #[arg(long)]
@@ -111,6 +112,9 @@ pub struct Args {
     /// `folds`.
     #[arg(long)]
     pub cv: Option<String>,
+    /// Segmentation options (`--task segment`).
+    #[command(flatten)]
+    pub segment: crate::cli::segment::SegmentArgs,
 }
 
 /// A `--threshold` value.
@@ -202,7 +206,7 @@ pub fn run_sets(
     let started = Instant::now();
     if args.task != "classify" {
         return Err(Error::input(format!(
-            "unknown task '{}' (this build supports: classify)",
+            "unknown task '{}' (this build supports: classify, segment)",
             args.task
         )));
     }
@@ -405,6 +409,14 @@ fn run_cv(args: &Args, cv: &str) -> Result<serde_json::Value> {
 
 /// Run `genolm train`.
 pub fn run(args: Args) -> Result<()> {
+    if args.task == "segment" {
+        return crate::cli::segment::run_train(&args);
+    }
+    if args.train.is_empty() {
+        return Err(Error::input(
+            "--train SPEC is required (or --task segment --genome FASTA --gff GFF3)",
+        ));
+    }
     let report = match &args.cv {
         Some(cv) => run_cv(&args, cv)?,
         None => {

@@ -16,8 +16,10 @@ pub mod hyena;
 pub mod init;
 pub mod mamba;
 pub mod transformer;
+pub mod unet;
 
 pub use head::{ClassifyHead, HeadConfig, Pooling, SegmentHead};
+pub use unet::{SegmentModel, SegmentModelConfig, UNetConfig, UNetHead};
 
 /// Per-call forward context: training mode and the RNG for dropout.
 pub struct Ctx<'a> {
@@ -130,6 +132,23 @@ impl BackboneConfig {
             },
         }
     }
+}
+
+/// Build the backbone `cfg` for `vocab` token ids from `params` (weights) and `buffers`.
+pub fn build_backbone(
+    cfg: &BackboneConfig,
+    vocab: usize,
+    params: VarBuilder,
+    buffers: VarBuilder,
+) -> Result<Box<dyn Backbone>> {
+    let (p, b) = (params, buffers);
+    Ok(match cfg {
+        BackboneConfig::GbCnn(c) => Box::new(gb_cnn::GbCnn::new(c, vocab, p, b)?),
+        BackboneConfig::Cnn(c) => Box::new(cnn::DilatedCnn::new(c, vocab, p, b)?),
+        BackboneConfig::Mamba(c) => Box::new(mamba::Mamba::new(c, vocab, p, b)?),
+        BackboneConfig::Hyena(c) => Box::new(hyena::Hyena::new(c, vocab, p, b)?),
+        BackboneConfig::Transformer(c) => Box::new(transformer::Transformer::new(c, vocab, p, b)?),
+    })
 }
 
 /// Full model config, stored as TOML in every run directory.

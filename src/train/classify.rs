@@ -149,7 +149,8 @@ pub fn encode_set(set: &LabeledSet, tok: &dyn Tokenizer, len: Option<usize>) -> 
     })
 }
 
-fn rng_for(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
+/// The RNG of item `index` of stream `stream` under `seed` (data order, step randomness).
+pub fn rng_for(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
     r.set_stream(stream);
     r.set_word_pos(u128::from(index) << 20);

@@ -7,3 +7,4 @@ pub mod optim;
 pub mod plot;
 pub mod pretrain;
 pub mod run;
+pub mod segment;

@@ -148,6 +148,13 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun> {
             crate::error::one_line(&e.to_string())
         ))
     })?;
+    if config.task == "segment" {
+        return Err(Error::input(format!(
+            "{}: a per-base segmentation run (task segment); use `genolm annotate --model {}`",
+            dir.display(),
+            dir.display()
+        )));
+    }
     let tokenizer = run_tokenizer(dir, &config.tokenizer)?;
     if tokenizer.vocab_size() != config.model.vocab_size {
         return Err(Error::input(format!(

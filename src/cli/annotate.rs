@@ -1,0 +1,373 @@
+//! `genolm annotate`: gene models (GFF3) for a genome from a `--task segment` run.
+//!
+//! Streams the FASTA one record at a time and, within a record, one decode chunk at a time: the
+//! bases of the chunk plus `--chunk-overlap` on each side are kept, their per-base probabilities
+//! computed by [`crate::train::segment::predict_region`] (overlapping tiles, linear-ramp
+//! blending, reverse-complement averaging, rayon over tiles), decoded by
+//! [`crate::infer::decode::decode`], and the genes that start inside the chunk kept. Memory is
+//! bounded by the chunk size, not the chromosome size.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::infer::decode::{self, DecodeConfig, Mode, PredictedGene};
+use crate::io::fasta::Reader;
+use crate::io::labels::{CLASS_NAMES, NUM_CLASSES};
+use crate::seq::{self, SeqPolicy};
+use crate::train::segment::{self, LoadedSegmentRun, TileOptions};
+
+/// Genome kind of `--mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GenomeMode {
+    /// Spliced genes.
+    Eukaryote,
+    /// Intron-less genes (bacteria, archaea).
+    Prokaryote,
+}
+
+/// Arguments of `genolm annotate`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  genolm annotate --model runs/seg genome.fa.gz --out pred.gff3 --bed cds.bedgraph\n\nThe model is a `genolm train --task segment` run directory. --bed writes a bedGraph of the\nper-base probability of --bed-class (the larger of the two strands), rounded to 0.01, with\nequal neighbours merged."
+)]
+pub struct Args {
+    /// Run directory of a `--task segment` model.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Genome FASTA (any container, or `-`).
+    pub genome: String,
+    /// Output GFF3.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write a bedGraph of per-base probabilities.
+    #[arg(long)]
+    pub bed: Option<PathBuf>,
+    /// Class whose probability --bed writes.
+    #[arg(long, default_value = "cds")]
+    pub bed_class: String,
+    /// Gene grammar.
+    #[arg(long, value_enum, default_value = "eukaryote")]
+    pub mode: GenomeMode,
+    /// Tile length in bases (default: the run's).
+    #[arg(long)]
+    pub tile: Option<usize>,
+    /// Overlap of neighbouring tiles, blended with linear ramps (default: the run's).
+    #[arg(long)]
+    pub overlap: Option<usize>,
+    /// Bases decoded at a time (memory scales with this, not with chromosome length).
+    #[arg(long, default_value_t = 2_000_000)]
+    pub chunk: usize,
+    /// Context added on both sides of a decode chunk; genes starting in the chunk are kept.
+    #[arg(long, default_value_t = 50_000)]
+    pub chunk_overlap: usize,
+    /// Do not average with the reverse complement.
+    #[arg(long)]
+    pub no_rc_average: bool,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Run-length writer of a bedGraph track.
+struct BedRuns<'w> {
+    w: &'w mut dyn Write,
+    path: String,
+    run: Option<(usize, usize, u32)>,
+}
+
+impl BedRuns<'_> {
+    fn push(&mut self, name: &str, pos: usize, value: f32) -> Result<()> {
+        let v = (value.clamp(0.0, 1.0) * 100.0).round() as u32;
+        match &mut self.run {
+            Some((_, end, rv)) if *end == pos && *rv == v => *end += 1,
+            _ => {
+                self.flush(name)?;
+                self.run = Some((pos, pos + 1, v));
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, name: &str) -> Result<()> {
+        if let Some((s, e, v)) = self.run.take() {
+            writeln!(self.w, "{name}\t{s}\t{e}\t{}.{:02}", v / 100, v % 100)
+                .map_err(|e| Error::io(&self.path, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Per-record streaming state.
+struct Streamer<'a, 'w> {
+    run: &'a LoadedSegmentRun,
+    tiles: TileOptions,
+    chunk: usize,
+    ctx: usize,
+    decode: DecodeConfig,
+    bed_class: usize,
+    bed: Option<BedRuns<'w>>,
+    progress: &'a (dyn Fn(u64) + Sync),
+    genes: Vec<PredictedGene>,
+    decode_error: Option<Error>,
+    // Current record.
+    name: String,
+    buf: Vec<u8>,
+    buf_start: usize,
+    core_start: usize,
+}
+
+impl Streamer<'_, '_> {
+    fn start_record(&mut self, name: &str) {
+        self.name = name.to_string();
+        self.buf.clear();
+        self.buf_start = 0;
+        self.core_start = 0;
+    }
+
+    fn push(&mut self, bases: &[u8]) -> Result<()> {
+        self.buf.extend_from_slice(bases);
+        while self.buf_start + self.buf.len() >= self.core_start + self.chunk + self.ctx {
+            let end = self.core_start + self.chunk;
+            self.process(end)?;
+        }
+        Ok(())
+    }
+
+    /// Predict, write and decode the core `[core_start, core_end)`.
+    fn process(&mut self, core_end: usize) -> Result<()> {
+        let total_end = self.buf_start + self.buf.len();
+        let ext_start = self.core_start.saturating_sub(self.ctx).max(self.buf_start);
+        let ext_end = (core_end + self.ctx).min(total_end);
+        let region = &self.buf[ext_start - self.buf_start..ext_end - self.buf_start];
+        let (plus, minus) = segment::predict_region(
+            &self.run.model,
+            self.run.tokenizer.as_ref(),
+            region,
+            &self.tiles,
+            self.progress,
+        )?;
+        let k = NUM_CLASSES;
+        if let Some(bed) = &mut self.bed {
+            for pos in self.core_start..core_end {
+                let i = pos - ext_start;
+                let v = plus[i * k + self.bed_class].max(minus[i * k + self.bed_class]);
+                bed.push(&self.name, pos, v)?;
+            }
+        }
+        if self.decode_error.is_none() {
+            match decode::decode(&self.name, ext_start, region, &plus, &minus, &self.decode) {
+                Ok(genes) => self.genes.extend(
+                    genes
+                        .into_iter()
+                        .filter(|g| (self.core_start..core_end).contains(&g.gene.span.start)),
+                ),
+                Err(e) => self.decode_error = Some(e),
+            }
+        }
+        self.core_start = core_end;
+        // Keep `ctx` bases of left context for the next chunk.
+        let keep_from = self.core_start.saturating_sub(self.ctx).max(self.buf_start);
+        self.buf.drain(..keep_from - self.buf_start);
+        self.buf_start = keep_from;
+        Ok(())
+    }
+
+    fn finish_record(&mut self) -> Result<()> {
+        let end = self.buf_start + self.buf.len();
+        while self.core_start < end {
+            let core_end = (self.core_start + self.chunk).min(end);
+            self.process(core_end)?;
+        }
+        let name = self.name.clone();
+        if let Some(bed) = &mut self.bed {
+            bed.flush(&name)?;
+        }
+        Ok(())
+    }
+}
+
+/// Summary of one `annotate` run.
+struct Summary {
+    regions: Vec<(String, usize)>,
+    genes: Vec<PredictedGene>,
+    decode_error: Option<Error>,
+}
+
+fn stream(
+    args: &Args,
+    run: &LoadedSegmentRun,
+    bed: Option<&mut dyn Write>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Summary> {
+    let bed_class = CLASS_NAMES
+        .iter()
+        .position(|c| *c == args.bed_class)
+        .ok_or_else(|| {
+            Error::input(format!(
+                "--bed-class {}: not a class (known: {})",
+                args.bed_class,
+                CLASS_NAMES.join(", ")
+            ))
+        })?;
+    if args.chunk == 0 {
+        return Err(Error::input("--chunk must be at least 1"));
+    }
+    let spec = &run.config.segment;
+    let tiles = TileOptions {
+        tile: args.tile.unwrap_or(spec.tile),
+        overlap: args.overlap.unwrap_or(spec.overlap),
+        rc_average: !args.no_rc_average,
+    };
+    if tiles.tile == 0 || tiles.overlap >= tiles.tile {
+        return Err(Error::input(format!(
+            "--tile ({}) must be positive and larger than --overlap ({})",
+            tiles.tile, tiles.overlap
+        )));
+    }
+    let mut st = Streamer {
+        run,
+        tiles,
+        chunk: args.chunk,
+        ctx: args.chunk_overlap,
+        decode: DecodeConfig {
+            mode: match args.mode {
+                GenomeMode::Eukaryote => Mode::Eukaryote,
+                GenomeMode::Prokaryote => Mode::Prokaryote,
+            },
+            ..DecodeConfig::default()
+        },
+        bed_class,
+        bed: bed.map(|w| BedRuns {
+            w,
+            path: args
+                .bed
+                .as_ref()
+                .map_or("-".into(), |p| p.display().to_string()),
+            run: None,
+        }),
+        progress,
+        genes: Vec::new(),
+        decode_error: None,
+        name: String::new(),
+        buf: Vec::new(),
+        buf_start: 0,
+        core_start: 0,
+    };
+    if let Some(b) = &mut st.bed {
+        writeln!(
+            b.w,
+            "track type=bedGraph name=\"p_{}\" description=\"genolm annotate: P({}) per base, max over strands\"",
+            args.bed_class, args.bed_class
+        )
+        .map_err(|e| Error::io(&b.path, e))?;
+    }
+    let mut reader = Reader::open(&args.genome, SeqPolicy::default())?;
+    let label = reader.label().to_string();
+    let mut regions = Vec::new();
+    let mut norm = Vec::new();
+    while let Some(h) = reader.next_header()? {
+        st.start_record(&h.name);
+        let n = reader.read_sequence(&h, |chunk, line| {
+            norm.clear();
+            norm.extend_from_slice(chunk);
+            seq::normalize_in_place(&mut norm, SeqPolicy::default()).map_err(|i| {
+                Error::at(
+                    &label,
+                    line,
+                    format!(
+                        "record '{}': invalid base {}",
+                        h.name,
+                        seq::show_byte(chunk[i])
+                    ),
+                )
+            })?;
+            norm.make_ascii_uppercase();
+            st.push(&norm)
+        })?;
+        st.finish_record()?;
+        regions.push((h.name.clone(), n as usize));
+    }
+    if regions.is_empty() {
+        return Err(Error::input(format!("{}: no FASTA records", args.genome)));
+    }
+    Ok(Summary {
+        regions,
+        genes: st.genes,
+        decode_error: st.decode_error,
+    })
+}
+
+/// Run `genolm annotate`.
+pub fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
+    let run = segment::load_run(&args.model)?;
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} {human_pos} bases annotated, {per_sec} (bases/s) {msg}",
+            )
+            .map_err(|e| Error::Internal(e.to_string()))?,
+        );
+        b
+    };
+    let progress = |n: u64| bar.inc(n);
+    let summary = match &args.bed {
+        Some(path) => {
+            let mut out = None;
+            crate::io::write_atomic(path, |w| {
+                out = Some(stream(&args, &run, Some(w), &progress)?);
+                Ok(())
+            })?;
+            out.ok_or_else(|| Error::Internal("annotate: no summary".into()))?
+        }
+        None => stream(&args, &run, None, &progress)?,
+    };
+    bar.finish_and_clear();
+    let bases: usize = summary.regions.iter().map(|r| r.1).sum();
+    let secs = started.elapsed().as_secs_f64();
+    if let Some(e) = summary.decode_error {
+        let wrote = args
+            .bed
+            .as_ref()
+            .map(|p| format!("; probabilities written to {}", p.display()))
+            .unwrap_or_default();
+        return Err(Error::input(format!(
+            "decoding failed after predicting {bases} bases{wrote}: {}",
+            crate::error::one_line(&e.to_string())
+        )));
+    }
+    let mut genes = summary.genes;
+    genes.sort_by(|a, b| {
+        (&a.gene.seqid, a.gene.span.start, a.gene.span.end).cmp(&(
+            &b.gene.seqid,
+            b.gene.span.start,
+            b.gene.span.end,
+        ))
+    });
+    // Keep sequence order of the FASTA, not name order.
+    let order: std::collections::HashMap<&str, usize> = summary
+        .regions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.0.as_str(), i))
+        .collect();
+    genes.sort_by_key(|g| (order.get(g.gene.seqid.as_str()).copied(), g.gene.span.start));
+    let scores: Vec<f64> = genes.iter().map(|g| g.score).collect();
+    let models: Vec<crate::io::gff::Gene> = genes.into_iter().map(|g| g.gene).collect();
+    crate::io::write_atomic(&args.out, |mut w| {
+        crate::io::gffwrite::write_gff3(&mut w, "genolm", &summary.regions, &models, Some(&scores))
+    })?;
+    println!(
+        "annotate: {} genes on {} sequences ({bases} bases) in {secs:.1} s, {:.0} bases/s -> {}",
+        models.len(),
+        summary.regions.len(),
+        bases as f64 / secs.max(1e-9),
+        args.out.display()
+    );
+    Ok(())
+}

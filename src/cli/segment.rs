@@ -1,0 +1,182 @@
+//! `genolm train --task segment`: per-base gene-structure training from a genome and its GFF3.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::io::labels::{CLASS_NAMES, NUM_CLASSES};
+use crate::models::{ModelConfig, UNetConfig};
+use crate::tokenize;
+use crate::train::run::{self, DataSpecs};
+use crate::train::segment::{
+    self, class_counts, class_weights, SegmentJob, SegmentRunConfig, SegmentSpec, TileOptions,
+};
+
+/// Options of `genolm train --task segment`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SegmentArgs {
+    /// Segment: genome FASTA.
+    #[arg(long)]
+    pub genome: Option<String>,
+    /// Segment: GFF3 gene models of --genome.
+    #[arg(long)]
+    pub gff: Option<String>,
+    /// Segment: records held out as the test set (report.json); repeat or comma-separate.
+    #[arg(long, num_args = 1.., value_delimiter = ',')]
+    pub holdout: Vec<String>,
+    /// Segment: training window in bases.
+    #[arg(long, default_value_t = 4096)]
+    pub window: usize,
+    /// Segment: largest shift augmentation in bases.
+    #[arg(long, default_value_t = 64)]
+    pub max_shift: usize,
+    /// Segment: cap of the inverse-frequency class weights (1 = unweighted).
+    #[arg(long, default_value_t = 10.0)]
+    pub class_weight_cap: f64,
+    /// Segment: a TOML file with the U-Net head settings.
+    #[arg(long)]
+    pub unet_config: Option<PathBuf>,
+}
+
+/// Run `genolm train --task segment`.
+pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
+    let started = Instant::now();
+    let s = &args.segment;
+    let (Some(genome), Some(gff)) = (&s.genome, &s.gff) else {
+        return Err(Error::input(
+            "--task segment needs --genome FASTA and --gff GFF3",
+        ));
+    };
+    if !args.train.is_empty() || args.valid.is_some() || args.test.is_some() || args.cv.is_some() {
+        return Err(Error::input(
+            "--task segment takes --genome/--gff/--holdout, not --train/--valid/--test/--cv",
+        ));
+    }
+    let tok = tokenize::from_spec(&args.tokenizer)?;
+    segment::check_per_base(tok.as_ref())?;
+    let data = segment::load_genome(genome, gff, &s.holdout, args.valid_fraction)?;
+    for w in &data.warnings {
+        eprintln!("warning: {w}");
+    }
+    let counts = class_counts(&data, &data.train);
+    let weights = class_weights(&counts, s.class_weight_cap);
+    let unet = match &s.unet_config {
+        None => UNetConfig::default(),
+        Some(f) => {
+            let text = std::fs::read_to_string(f).map_err(|e| Error::io(f.display(), e))?;
+            toml::from_str(&text).map_err(|e| {
+                Error::input(format!(
+                    "{}: {}",
+                    f.display(),
+                    crate::error::one_line(&e.to_string())
+                ))
+            })?
+        }
+    };
+    let backbone = crate::cli::train::backbone_config(&args.model, args.model_config.as_deref())?;
+    let head = backbone.default_head();
+    let mut opts = args.options();
+    if opts.metric != "loss" {
+        opts.metric = "macro_f1".into();
+    }
+    let cfg = SegmentRunConfig {
+        task: "segment".into(),
+        tokenizer: args.tokenizer.clone(),
+        classes: CLASS_NAMES.iter().map(|c| c.to_string()).collect(),
+        data: DataSpecs {
+            train: genome.clone(),
+            valid: String::new(),
+            test: s.holdout.join(","),
+        },
+        train: opts,
+        model: ModelConfig {
+            vocab_size: tok.vocab_size(),
+            seq_len: s.window,
+            num_classes: NUM_CLASSES,
+            backbone,
+            head,
+        },
+        segment: SegmentSpec {
+            genome: genome.clone(),
+            gff: gff.clone(),
+            holdout: s.holdout.clone(),
+            window: s.window,
+            max_shift: s.max_shift,
+            class_weight_cap: s.class_weight_cap,
+            valid_fraction: args.valid_fraction,
+            unet,
+            class_weights: weights.clone(),
+            ..SegmentSpec::default()
+        },
+    };
+    segment::init_run(&args.out, &cfg, args.resume)?;
+    let job = SegmentJob {
+        config: &cfg,
+        tok: tok.as_ref(),
+        data: &data,
+        dir: &args.out,
+        resume: args.resume,
+        progress: !args.quiet,
+    };
+    let (model, _weights, st) = segment::train(&job)?;
+    let tiles = TileOptions {
+        tile: cfg.segment.tile,
+        overlap: cfg.segment.overlap,
+        rc_average: cfg.train.rc_average,
+    };
+    let valid = segment::evaluate(&model, tok.as_ref(), &data, &data.valid, &tiles)?.report();
+    let (split, metrics) = if data.test.is_empty() {
+        ("valid", valid.clone())
+    } else {
+        (
+            "test",
+            segment::evaluate(&model, tok.as_ref(), &data, &data.test, &tiles)?.report(),
+        )
+    };
+    let bases = |regions: &[(usize, usize, usize)]| -> usize {
+        regions.iter().map(|&(_, a, b)| b - a).sum()
+    };
+    let report = json!({
+        "task": "segment",
+        "split": split,
+        "holdout": s.holdout,
+        "per_base": metrics,
+        "valid": valid,
+        "model": cfg.model.backbone.name(),
+        "tokenizer": args.tokenizer,
+        "seed": args.seed,
+        "epochs_run": st.epoch,
+        "best_epoch": st.best_epoch,
+        "steps": st.step,
+        "genes": data.genes,
+        "train_bases": bases(&data.train),
+        "valid_bases": bases(&data.valid),
+        "test_bases": bases(&data.test),
+        "class_counts_train": CLASS_NAMES.iter().zip(counts).map(|(c, n)| (c.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "class_weights": CLASS_NAMES.iter().zip(&weights).map(|(c, w)| (c.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
+    run::write_text(&args.out, "report.json", &(text + "\n"))?;
+    run::write_loss_plot(&args.out, &st)?;
+    let f1 = |c: &str| {
+        metrics["per_class"][c]["f1"]
+            .as_f64()
+            .map_or("-".into(), |v| format!("{v:.4}"))
+    };
+    println!(
+        "segment {}: {split} per-base F1 cds {} intron {} intergenic {} utr5 {} utr3 {} ncexon {} \
+         (run dir {})",
+        cfg.model.backbone.name(),
+        f1("cds"),
+        f1("intron"),
+        f1("intergenic"),
+        f1("utr5"),
+        f1("utr3"),
+        f1("ncexon"),
+        args.out.display()
+    );
+    Ok(())
+}

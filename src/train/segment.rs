@@ -1,0 +1,994 @@
+//! Per-base segmentation training (`genolm train --task segment`) and tiled per-base inference.
+//!
+//! Data: every FASTA record with per-base label tracks for both strands
+//! ([`crate::io::labels`]). Records named by `--holdout` are the test set; of every other record
+//! the last `valid_fraction` of its bases is the validation region and the rest the training
+//! region. Training examples are windows of `window` bases at a stride of `window / 2` over the
+//! training regions (a record shorter than the window is padded with `N`, padding does not count
+//! in the loss).
+//!
+//! Outputs: the model predicts, for every base, one softmax over the classes of the plus-strand
+//! track and one over the minus-strand track (`2 × NUM_CLASSES` logits), both in forward
+//! coordinates. Reverse-complement augmentation reverses the sequence and swaps and reverses the
+//! two tracks ([`crate::augment::reverse_complement`]); shift augmentation moves each window by
+//! up to `max_shift` bases inside its region, labels with it. The loss is cross-entropy over both
+//! tracks with inverse-frequency class weights (`max count / count`, capped at
+//! `class_weight_cap`; 1 turns weighting off).
+//!
+//! Evaluation and `genolm annotate` share [`predict_region`]: overlapping tiles, blended with
+//! linear ramps over the overlap, averaged with the reverse complement, in parallel over tiles.
+//!
+//! Reproducibility and resume follow [`crate::train::classify`]: the order of epoch `e` and the
+//! randomness of step `s` derive from `(seed, e)` and `(seed, s)`; the checkpoint is the weights,
+//! optimizer moments and [`RunState`].
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device, Tensor};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::augment::{self, StrandTracks};
+use crate::error::{Error, Result};
+use crate::io::fasta::Record;
+use crate::io::gff;
+use crate::io::labels::{LabelTracks, CLASS_NAMES, NUM_CLASSES};
+use crate::models::{Ctx, ModelConfig, SegmentModel, SegmentModelConfig, UNetConfig, Weights};
+use crate::ops;
+use crate::seq::SeqPolicy;
+use crate::tokenize::Tokenizer;
+use crate::train::classify::{
+    epoch_order, load_tensors, rng_for, save_tensors, RunState, TrainOptions,
+};
+use crate::train::optim::{clip_factor, AdamW, AdamWConfig, Schedule};
+use crate::train::run::{self, DataSpecs};
+
+/// Segmentation settings (stored in the run's `config.toml` under `[segment]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SegmentSpec {
+    /// Genome FASTA.
+    pub genome: String,
+    /// GFF3 gene models.
+    pub gff: String,
+    /// Records held out as the test set.
+    pub holdout: Vec<String>,
+    /// Training window, in bases.
+    pub window: usize,
+    /// Largest shift augmentation, in bases (0 = none).
+    pub max_shift: usize,
+    /// Cap of the inverse-frequency class weights (1 = unweighted).
+    pub class_weight_cap: f64,
+    /// Fraction of each non-held-out record (its end) used for validation.
+    pub valid_fraction: f64,
+    /// Tile length of evaluation (and the default of `annotate`).
+    pub tile: usize,
+    /// Overlap of neighbouring tiles.
+    pub overlap: usize,
+    /// The U-Net head.
+    pub unet: UNetConfig,
+    /// Class weights used in the loss (computed from the training regions), by class code.
+    pub class_weights: Vec<f64>,
+}
+
+impl Default for SegmentSpec {
+    fn default() -> Self {
+        SegmentSpec {
+            genome: String::new(),
+            gff: String::new(),
+            holdout: Vec::new(),
+            window: 4096,
+            max_shift: 64,
+            class_weight_cap: 10.0,
+            valid_fraction: 0.1,
+            tile: 8192,
+            overlap: 512,
+            unet: UNetConfig::default(),
+            class_weights: Vec::new(),
+        }
+    }
+}
+
+/// The `config.toml` of a segmentation run: [`crate::train::run::RunConfig`]'s fields (so
+/// classification tools can read it and refuse it by its task) plus `[segment]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentRunConfig {
+    /// Always `segment`.
+    pub task: String,
+    /// Tokenizer spec (one token per base: `char` or `onehot`).
+    pub tokenizer: String,
+    /// Class names per strand, indexed by class code.
+    pub classes: Vec<String>,
+    /// Data specs (train = genome FASTA, valid = GFF3, test = held-out records).
+    pub data: DataSpecs,
+    /// Training options.
+    pub train: TrainOptions,
+    /// Backbone and sizes (`seq_len` = window, `num_classes` per strand; the classification
+    /// head entry is unused).
+    pub model: ModelConfig,
+    /// Segmentation settings.
+    pub segment: SegmentSpec,
+}
+
+impl SegmentRunConfig {
+    /// The segmentation model config.
+    pub fn model_config(&self) -> SegmentModelConfig {
+        SegmentModelConfig {
+            vocab_size: self.model.vocab_size,
+            num_classes: self.model.num_classes,
+            backbone: self.model.backbone.clone(),
+            unet: self.segment.unet.clone(),
+        }
+    }
+}
+
+/// Check that `tok` gives one token per base.
+pub fn check_per_base(tok: &dyn Tokenizer) -> Result<()> {
+    let probe = tok.encode(b"ACGTNACGTN")?;
+    if probe.len() != 10 {
+        return Err(Error::input(format!(
+            "tokenizer {} does not give one token per base; per-base segmentation needs `char` \
+             or `onehot`",
+            tok.spec()
+        )));
+    }
+    Ok(())
+}
+
+/// One genome record with its label tracks.
+pub struct LabeledRecord {
+    /// Record name.
+    pub name: String,
+    /// Bases (normalised, upper case).
+    pub seq: Vec<u8>,
+    /// Per-base classes of both strands.
+    pub tracks: StrandTracks,
+}
+
+/// A genome with labels, split into training, validation and test regions.
+pub struct GenomeData {
+    /// All records.
+    pub records: Vec<LabeledRecord>,
+    /// Training regions `(record, start, end)`.
+    pub train: Vec<(usize, usize, usize)>,
+    /// Validation regions.
+    pub valid: Vec<(usize, usize, usize)>,
+    /// Test regions (the held-out records, whole).
+    pub test: Vec<(usize, usize, usize)>,
+    /// Genes painted per record.
+    pub genes: usize,
+    /// Non-fatal GFF warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Load `fasta` and `gff`, build label tracks and split into regions.
+///
+/// Errors: a GFF seqid that is not a FASTA record, a feature past its record's end, a
+/// `--holdout` name that is not a record, or no training bases left.
+pub fn load_genome(
+    fasta: &str,
+    gff_path: &str,
+    holdout: &[String],
+    valid_fraction: f64,
+) -> Result<GenomeData> {
+    if !(0.0..0.5).contains(&valid_fraction) {
+        return Err(Error::input(
+            "--valid-fraction must be in [0, 0.5) for --task segment",
+        ));
+    }
+    let recs: Vec<Record> = crate::io::fasta::read_records(fasta, SeqPolicy::default())?;
+    if recs.is_empty() {
+        return Err(Error::input(format!("{fasta}: no FASTA records")));
+    }
+    let ann = gff::read(gff_path)?;
+    let index = ann.resolve_records(fasta, &recs)?;
+    for h in holdout {
+        if !recs.iter().any(|r| &r.name == h) {
+            let names: Vec<&str> = recs.iter().take(8).map(|r| r.name.as_str()).collect();
+            return Err(Error::input(format!(
+                "--holdout {h}: not a record of {fasta} (which has: {})",
+                names.join(", ")
+            )));
+        }
+    }
+    let mut by_record: HashMap<usize, Vec<&gff::Gene>> = HashMap::new();
+    for g in &ann.genes {
+        if let Some(&i) = index.get(&g.seqid) {
+            by_record.entry(i).or_default().push(g);
+        }
+    }
+    let mut data = GenomeData {
+        records: Vec::new(),
+        train: Vec::new(),
+        valid: Vec::new(),
+        test: Vec::new(),
+        genes: 0,
+        warnings: ann.warnings.clone(),
+    };
+    for (i, r) in recs.into_iter().enumerate() {
+        let genes = by_record.remove(&i).unwrap_or_default();
+        data.genes += genes.iter().filter(|g| !g.transcripts.is_empty()).count();
+        let t = LabelTracks::from_genes(r.seq.len(), genes);
+        let n = r.seq.len();
+        if holdout.contains(&r.name) {
+            data.test.push((i, 0, n));
+        } else {
+            let v = (n as f64 * valid_fraction).round() as usize;
+            if n - v > 0 {
+                data.train.push((i, 0, n - v));
+            }
+            if v > 0 {
+                data.valid.push((i, n - v, n));
+            }
+        }
+        let mut seq = r.seq;
+        seq.make_ascii_uppercase();
+        data.records.push(LabeledRecord {
+            name: r.name,
+            seq,
+            tracks: StrandTracks {
+                plus: t.plus,
+                minus: t.minus,
+            },
+        });
+    }
+    if data.train.is_empty() {
+        return Err(Error::input(
+            "no training bases left: every record is held out",
+        ));
+    }
+    Ok(data)
+}
+
+/// Base counts per class over `regions`, both strands pooled.
+pub fn class_counts(data: &GenomeData, regions: &[(usize, usize, usize)]) -> [u64; NUM_CLASSES] {
+    let mut c = [0u64; NUM_CLASSES];
+    for &(r, s, e) in regions {
+        let t = &data.records[r].tracks;
+        for track in [&t.plus[s..e], &t.minus[s..e]] {
+            for &b in track {
+                c[usize::from(b).min(NUM_CLASSES - 1)] += 1;
+            }
+        }
+    }
+    c
+}
+
+/// Inverse-frequency class weights: `max count / count`, capped at `cap` (≥ 1); absent classes
+/// get weight 1.
+pub fn class_weights(counts: &[u64], cap: f64) -> Vec<f64> {
+    let max = counts.iter().copied().max().unwrap_or(0) as f64;
+    counts
+        .iter()
+        .map(|&c| {
+            if c == 0 {
+                1.0
+            } else {
+                (max / c as f64).clamp(1.0, cap.max(1.0))
+            }
+        })
+        .collect()
+}
+
+/// Window starts over a region of `len` bases: stride `stride`, the last aligned to the end.
+pub fn window_starts(len: usize, window: usize, stride: usize) -> Vec<usize> {
+    if len <= window {
+        return vec![0];
+    }
+    let mut v: Vec<usize> = (0..=len - window).step_by(stride.max(1)).collect();
+    if *v.last().unwrap_or(&0) != len - window {
+        v.push(len - window);
+    }
+    v
+}
+
+/// One training example: a window of `record` starting at `start` within region `[lo, hi)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Example {
+    /// Record index.
+    pub record: usize,
+    /// Region start.
+    pub lo: usize,
+    /// Region end.
+    pub hi: usize,
+    /// Window start.
+    pub start: usize,
+}
+
+/// Training examples over `regions` with windows of `window` bases at stride `window / 2`.
+pub fn examples(regions: &[(usize, usize, usize)], window: usize) -> Vec<Example> {
+    let mut out = Vec::new();
+    for &(record, lo, hi) in regions {
+        for s in window_starts(hi - lo, window, window / 2) {
+            out.push(Example {
+                record,
+                lo,
+                hi,
+                start: lo + s,
+            });
+        }
+    }
+    out
+}
+
+/// One augmented example: bases and tracks (shorter than the window only for short regions).
+pub fn example_window<R: Rng>(
+    data: &GenomeData,
+    ex: &Example,
+    window: usize,
+    max_shift: usize,
+    rc: bool,
+    rng: &mut R,
+) -> (Vec<u8>, StrandTracks) {
+    let r = &data.records[ex.record];
+    let len = window.min(ex.hi - ex.lo);
+    let region = &r.seq[ex.lo..ex.hi];
+    let tracks = StrandTracks {
+        plus: r.tracks.plus[ex.lo..ex.hi].to_vec(),
+        minus: r.tracks.minus[ex.lo..ex.hi].to_vec(),
+    };
+    let start = ex.start - ex.lo;
+    let shift = augment::random_shift(rng, max_shift, start, len, region.len());
+    let (s, t) = augment::shift_window(region, &tracks, start, len, shift).unwrap_or_else(|| {
+        augment::shift_window(region, &tracks, start, len, 0).unwrap_or_default()
+    });
+    if rc {
+        augment::reverse_complement(&s, &t)
+    } else {
+        (s, t)
+    }
+}
+
+/// A training batch: ids `(B, W)`, targets `(B, W, 2)` and per-target weights `(B, W, 2)`
+/// (class weight, 0 on padding).
+pub fn batch_tensors(
+    tok: &dyn Tokenizer,
+    items: &[(Vec<u8>, StrandTracks)],
+    window: usize,
+    weights: &[f64],
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let dev = Device::Cpu;
+    let b = items.len();
+    let mut ids = Vec::with_capacity(b * window);
+    let mut y = Vec::with_capacity(b * window * 2);
+    let mut w = Vec::with_capacity(b * window * 2);
+    for (s, t) in items {
+        let mut row = tok.encode(s)?;
+        let pad = tok.encode(b"N")?[0];
+        row.resize(window, pad);
+        ids.extend(row);
+        for i in 0..window {
+            for track in [&t.plus, &t.minus] {
+                match track.get(i) {
+                    Some(&c) if i < s.len() => {
+                        y.push(u32::from(c));
+                        w.push(weights.get(usize::from(c)).copied().unwrap_or(1.0) as f32);
+                    }
+                    _ => {
+                        y.push(0);
+                        w.push(0.0);
+                    }
+                }
+            }
+        }
+    }
+    Ok((
+        Tensor::from_vec(ids, (b, window), &dev)?,
+        Tensor::from_vec(y, (b, window, 2), &dev)?,
+        Tensor::from_vec(w, (b, window, 2), &dev)?,
+    ))
+}
+
+/// Tiling of [`predict_region`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileOptions {
+    /// Tile length in bases (short regions are padded with `N` to it).
+    pub tile: usize,
+    /// Overlap of neighbouring tiles (blended with linear ramps).
+    pub overlap: usize,
+    /// Average with the reverse complement.
+    pub rc_average: bool,
+}
+
+/// Blend weight of position `i` of a tile of `n` bases whose left/right edges are ramped.
+fn ramp(i: usize, n: usize, overlap: usize, left: bool, right: bool) -> f32 {
+    if overlap == 0 {
+        return 1.0;
+    }
+    let r = (overlap + 1) as f32;
+    let mut w = 1.0f32;
+    if left {
+        w = w.min((i + 1) as f32 / r);
+    }
+    if right {
+        w = w.min((n - i) as f32 / r);
+    }
+    w
+}
+
+/// Per-base probabilities of both strands for a tile's bases, RC-averaged if asked:
+/// row-major `(n, 2, NUM_CLASSES)`.
+fn tile_probs(
+    model: &SegmentModel,
+    tok: &dyn Tokenizer,
+    bases: &[u8],
+    tile: usize,
+    rc_average: bool,
+) -> Result<Vec<f32>> {
+    let n = bases.len();
+    let k = model.config.num_classes;
+    let len = tile.max(n).max(model.min_len());
+    let pad = tok.encode(b"N")?[0];
+    let mut fwd = tok.encode(bases)?;
+    fwd.resize(len, pad);
+    let mut rows = fwd;
+    if rc_average {
+        let mut r = tok.encode(&crate::seq::revcomp(bases))?;
+        // Padded on the right too: RC position j holds the complement of base n - 1 - j.
+        r.resize(len, pad);
+        rows.extend(r);
+    }
+    let bsz = if rc_average { 2 } else { 1 };
+    let ids = Tensor::from_vec(rows, (bsz, len), &Device::Cpu)?;
+    let mut rng = rng_for(0, 9, 0);
+    let mut ctx = Ctx {
+        train: false,
+        rng: &mut rng,
+    };
+    let p = ops::softmax(&model.forward(&ids, &mut ctx)?, 3)?;
+    let p: Vec<f32> = p.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    let stride = 2 * k;
+    let mut out = p[..n * stride].to_vec();
+    if rc_average {
+        let q = &p[len * stride..];
+        for i in 0..n {
+            let j = n - 1 - i;
+            for c in 0..k {
+                // Plus track at forward i = minus track of the RC at j, and vice versa.
+                out[i * stride + c] = 0.5 * (out[i * stride + c] + q[j * stride + k + c]);
+                out[i * stride + k + c] = 0.5 * (out[i * stride + k + c] + q[j * stride + c]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Per-base class probabilities of `seq` for the plus and minus tracks, each row-major
+/// `(len, NUM_CLASSES)`, from overlapping tiles blended with linear ramps (rayon over tiles).
+///
+/// `progress` is called with the number of bases of each finished tile.
+pub fn predict_region(
+    model: &SegmentModel,
+    tok: &dyn Tokenizer,
+    seq: &[u8],
+    opts: &TileOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let n = seq.len();
+    let k = model.config.num_classes;
+    let tile = opts.tile.max(model.min_len());
+    let overlap = opts.overlap.min(tile / 2);
+    let starts = window_starts(n, tile, tile - overlap);
+    let mut acc = vec![0f32; n * 2 * k];
+    let mut wsum = vec![0f32; n];
+    let group = rayon::current_num_threads().max(1) * 2;
+    for chunk in starts.chunks(group) {
+        let probs: Vec<Vec<f32>> = chunk
+            .par_iter()
+            .map(|&s| {
+                let e = (s + tile).min(n);
+                let p = tile_probs(model, tok, &seq[s..e], tile, opts.rc_average)?;
+                progress((e - s) as u64);
+                Ok(p)
+            })
+            .collect::<Result<_>>()?;
+        for (&s, p) in chunk.iter().zip(&probs) {
+            let m = p.len() / (2 * k);
+            for i in 0..m {
+                let w = ramp(i, m, overlap, s > 0, s + m < n);
+                wsum[s + i] += w;
+                let dst = &mut acc[(s + i) * 2 * k..(s + i + 1) * 2 * k];
+                for (d, &v) in dst.iter_mut().zip(&p[i * 2 * k..(i + 1) * 2 * k]) {
+                    *d += w * v;
+                }
+            }
+        }
+    }
+    let mut plus = vec![0f32; n * k];
+    let mut minus = vec![0f32; n * k];
+    for i in 0..n {
+        let w = wsum[i].max(1e-12);
+        for c in 0..k {
+            plus[i * k + c] = acc[i * 2 * k + c] / w;
+            minus[i * k + c] = acc[i * 2 * k + k + c] / w;
+        }
+    }
+    Ok((plus, minus))
+}
+
+/// Per-base confusion counts (both strands pooled), `[truth][predicted]`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BaseConfusion {
+    /// Counts, `NUM_CLASSES × NUM_CLASSES`.
+    pub counts: Vec<Vec<u64>>,
+    /// Summed negative log-likelihood of the true classes.
+    pub nll: f64,
+}
+
+impl BaseConfusion {
+    /// Empty counts.
+    pub fn new() -> Self {
+        BaseConfusion {
+            counts: vec![vec![0; NUM_CLASSES]; NUM_CLASSES],
+            nll: 0.0,
+        }
+    }
+
+    /// Add one track's probabilities (row-major `(n, NUM_CLASSES)`) against its labels.
+    pub fn add(&mut self, probs: &[f32], labels: &[u8]) {
+        for (i, &y) in labels.iter().enumerate() {
+            let row = &probs[i * NUM_CLASSES..(i + 1) * NUM_CLASSES];
+            let pred = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(c, _)| c);
+            let y = usize::from(y).min(NUM_CLASSES - 1);
+            self.counts[y][pred] += 1;
+            self.nll -= f64::from(row[y].max(1e-12)).ln();
+        }
+    }
+
+    /// Bases counted.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().flatten().sum()
+    }
+
+    /// Per-class precision, recall, F1, support; accuracy; macro F1 over classes present in
+    /// truth; mean NLL — as JSON.
+    pub fn report(&self) -> serde_json::Value {
+        let mut per = serde_json::Map::new();
+        let mut f1s = Vec::new();
+        let mut correct = 0u64;
+        for c in 0..NUM_CLASSES {
+            let tp = self.counts[c][c];
+            correct += tp;
+            let support: u64 = self.counts[c].iter().sum();
+            let predicted: u64 = self.counts.iter().map(|r| r[c]).sum();
+            let p = if predicted > 0 {
+                tp as f64 / predicted as f64
+            } else {
+                0.0
+            };
+            let r = if support > 0 {
+                tp as f64 / support as f64
+            } else {
+                0.0
+            };
+            let f1 = if p + r > 0.0 {
+                2.0 * p * r / (p + r)
+            } else {
+                0.0
+            };
+            if support > 0 {
+                f1s.push(f1);
+            }
+            per.insert(
+                CLASS_NAMES[c].to_string(),
+                serde_json::json!({"precision": p, "recall": r, "f1": f1, "support": support}),
+            );
+        }
+        let n = self.total().max(1);
+        serde_json::json!({
+            "bases": self.total(),
+            "accuracy": correct as f64 / n as f64,
+            "macro_f1": f1s.iter().sum::<f64>() / f1s.len().max(1) as f64,
+            "loss": self.nll / n as f64,
+            "per_class": per,
+        })
+    }
+
+    /// F1 of class `c`.
+    pub fn f1(&self, c: usize) -> f64 {
+        self.report()["per_class"][CLASS_NAMES[c]]["f1"]
+            .as_f64()
+            .unwrap_or(0.0)
+    }
+}
+
+/// Per-base metrics of `model` on `regions` (tiled, blended, RC-averaged prediction).
+pub fn evaluate(
+    model: &SegmentModel,
+    tok: &dyn Tokenizer,
+    data: &GenomeData,
+    regions: &[(usize, usize, usize)],
+    opts: &TileOptions,
+) -> Result<BaseConfusion> {
+    let mut conf = BaseConfusion::new();
+    for &(r, s, e) in regions {
+        let rec = &data.records[r];
+        let (p, m) = predict_region(model, tok, &rec.seq[s..e], opts, &|_| {})?;
+        conf.add(&p, &rec.tracks.plus[s..e]);
+        conf.add(&m, &rec.tracks.minus[s..e]);
+    }
+    Ok(conf)
+}
+
+/// Build a fresh segmentation model with weights initialised from `seed`.
+pub fn build_model(cfg: &SegmentModelConfig, seed: u64) -> Result<(SegmentModel, Weights)> {
+    let weights = Weights::new();
+    let (p, b) = weights.builders(seed, DType::F32, &Device::Cpu);
+    let model = SegmentModel::new(cfg, p, b)?;
+    Ok((model, weights))
+}
+
+/// A segmentation training job.
+pub struct SegmentJob<'a> {
+    /// The run config.
+    pub config: &'a SegmentRunConfig,
+    /// The tokenizer.
+    pub tok: &'a dyn Tokenizer,
+    /// Genome and regions.
+    pub data: &'a GenomeData,
+    /// Run directory.
+    pub dir: &'a Path,
+    /// Continue from the run's last checkpoint.
+    pub resume: bool,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Train; validate per epoch (per-base F1 per class to `metrics.jsonl`), keep the best weights
+/// by validation macro F1 (or loss with `metric = "loss"`); returns the model with them loaded.
+pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
+    let o = &job.config.train;
+    let spec = &job.config.segment;
+    if o.batch_size == 0 || o.accumulate == 0 || o.epochs == 0 || spec.window == 0 {
+        return Err(Error::input(
+            "batch size, accumulation, epochs and window must be at least 1",
+        ));
+    }
+    let (model, weights) = build_model(&job.config.model_config(), o.seed)?;
+    if spec.window < model.min_len() {
+        return Err(Error::input(format!(
+            "--window {} is shorter than the model's minimum of {} bases",
+            spec.window,
+            model.min_len()
+        )));
+    }
+    let vars: Vec<(String, candle_core::Var, f64)> = {
+        let data = weights.params.data().lock().expect("var map lock");
+        data.iter()
+            .map(|(k, v)| (k.clone(), v.clone(), 1.0))
+            .collect()
+    };
+    let mut opt = AdamW::new(
+        vars,
+        AdamWConfig {
+            lr: o.lr,
+            weight_decay: o.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let exs = examples(&job.data.train, spec.window);
+    let n = exs.len();
+    let micro_per_epoch = n.div_ceil(o.batch_size) as u64;
+    let steps_per_epoch = micro_per_epoch.div_ceil(o.accumulate as u64);
+    let mut total_steps = steps_per_epoch * o.epochs as u64;
+    if o.max_steps > 0 {
+        total_steps = total_steps.min(o.max_steps);
+    }
+    let sched = Schedule {
+        peak: o.lr,
+        warmup: (o.warmup_frac * total_steps as f64).round() as u64,
+        total: total_steps,
+        min_ratio: o.min_lr_ratio,
+    };
+    let tiles = TileOptions {
+        tile: spec.tile,
+        overlap: spec.overlap,
+        rc_average: o.rc_average,
+    };
+    let log_path = job.dir.join("metrics.jsonl");
+    let state_path = job.dir.join("state.json");
+    let last_path = job.dir.join("last.safetensors");
+    let best_path = job.dir.join("model.safetensors");
+    let mut st = RunState::default();
+    if job.resume && state_path.exists() && last_path.exists() {
+        let text =
+            std::fs::read_to_string(&state_path).map_err(|e| Error::io(state_path.display(), e))?;
+        st = serde_json::from_str(&text)
+            .map_err(|e| Error::input(format!("{}: {e}", state_path.display())))?;
+        let t = load_tensors(&last_path)?;
+        weights.load(&t, &last_path.display().to_string())?;
+        opt.load_state(&t, st.step)?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| Error::io(log_path.display(), e))?;
+        f.set_len(st.log_bytes)
+            .map_err(|e| Error::io(log_path.display(), e))?;
+        eprintln!(
+            "resuming {} at step {} (epoch {}, batch {})",
+            job.dir.display(),
+            st.step,
+            st.epoch + 1,
+            st.batch_in_epoch
+        );
+    } else {
+        std::fs::write(&log_path, b"").map_err(|e| Error::io(log_path.display(), e))?;
+    }
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Error::io(log_path.display(), e))?;
+    let checkpoint = |st: &mut RunState, opt: &AdamW, log: &mut std::fs::File| -> Result<()> {
+        log.flush().map_err(|e| Error::io(log_path.display(), e))?;
+        st.log_bytes = log
+            .metadata()
+            .map_err(|e| Error::io(log_path.display(), e))?
+            .len();
+        let mut t = weights.tensors();
+        t.extend(opt.state());
+        save_tensors(&last_path, &t)?;
+        let json = serde_json::to_string_pretty(st).map_err(|e| Error::Internal(e.to_string()))?;
+        run::write_text(job.dir, "state.json", &json)
+    };
+    let bar = if job.progress {
+        let b = indicatif::ProgressBar::new(total_steps);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
+            )
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .progress_chars("=> "),
+        );
+        b.set_position(st.step);
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let weights_c = &spec.class_weights;
+    let started = Instant::now();
+    let mut t_since = Instant::now();
+    let mut bases_since = 0usize;
+    while !st.finished && st.epoch < o.epochs as u64 {
+        let order = epoch_order(n, o.seed, st.epoch);
+        let batches: Vec<&[usize]> = order.chunks(o.batch_size).collect();
+        let mut epoch_loss = 0.0;
+        let mut epoch_batches = 0usize;
+        while (st.batch_in_epoch as usize) < batches.len() {
+            let mut rng: ChaCha8Rng = rng_for(o.seed, 2, st.step);
+            let mut sum_grads: Option<Vec<Option<Tensor>>> = None;
+            let mut step_loss = 0.0;
+            let mut micro = 0;
+            while micro < o.accumulate && (st.batch_in_epoch as usize) < batches.len() {
+                let rows = batches[st.batch_in_epoch as usize];
+                let items: Vec<(Vec<u8>, StrandTracks)> = rows
+                    .iter()
+                    .map(|&i| {
+                        let rc = o.rc_augment && rng.random_bool(0.5);
+                        example_window(job.data, &exs[i], spec.window, spec.max_shift, rc, &mut rng)
+                    })
+                    .collect();
+                let (x, y, w) = batch_tensors(job.tok, &items, spec.window, weights_c)?;
+                let mut ctx = Ctx {
+                    train: true,
+                    rng: &mut rng,
+                };
+                let logits = model.forward(&x, &mut ctx)?;
+                let loss = ops::cross_entropy_masked(&logits, &y, &w)?;
+                let lv = loss.to_scalar::<f32>()? as f64;
+                if !lv.is_finite() {
+                    return Err(Error::input(format!(
+                        "loss became {lv} at step {} (epoch {}); lower --lr",
+                        st.step + 1,
+                        st.epoch + 1
+                    )));
+                }
+                let grads = opt.collect(&loss.backward()?);
+                sum_grads = Some(match sum_grads {
+                    None => grads,
+                    Some(acc) => AdamW::add_grads(acc, grads)?,
+                });
+                step_loss += lv;
+                micro += 1;
+                st.batch_in_epoch += 1;
+                bases_since += rows.len() * spec.window;
+            }
+            let grads = sum_grads.unwrap_or_default();
+            let scale = 1.0 / micro as f64;
+            let norm = opt.norm_of(&grads)? * scale;
+            let factor = clip_factor(norm, o.clip_norm) * scale;
+            let lr = sched.lr(st.step);
+            opt.step_grads(grads, lr, factor)?;
+            st.step += 1;
+            let loss = step_loss / micro as f64;
+            epoch_loss += loss;
+            epoch_batches += 1;
+            let rate = bases_since as f64 / t_since.elapsed().as_secs_f64().max(1e-9);
+            writeln!(
+                log,
+                "{}",
+                serde_json::json!({"kind": "step", "step": st.step, "epoch": st.epoch + 1,
+                    "loss": loss, "lr": lr, "grad_norm": norm, "bases_per_s": rate})
+            )
+            .map_err(|e| Error::io(log_path.display(), e))?;
+            bar.set_position(st.step);
+            bar.set_message(format!("loss {loss:.4}, {rate:.0} bases/s"));
+            if st.step % 20 == 0 {
+                bases_since = 0;
+                t_since = Instant::now();
+            }
+            if o.max_steps > 0 && st.step >= o.max_steps {
+                st.finished = true;
+                break;
+            }
+            if o.checkpoint_every > 0
+                && st.step % o.checkpoint_every == 0
+                && (st.batch_in_epoch as usize) < batches.len()
+            {
+                checkpoint(&mut st, &opt, &mut log)?;
+            }
+        }
+        let regions = if job.data.valid.is_empty() {
+            &job.data.train
+        } else {
+            &job.data.valid
+        };
+        let conf = evaluate(&model, job.tok, job.data, regions, &tiles)?;
+        let rep = conf.report();
+        let vloss = rep["loss"].as_f64().unwrap_or(f64::NAN);
+        let score = if o.metric == "loss" {
+            -vloss
+        } else {
+            rep["macro_f1"].as_f64().unwrap_or(0.0)
+        };
+        let train_loss = epoch_loss / epoch_batches.max(1) as f64;
+        st.history
+            .push((st.epoch + 1, train_loss, vloss, score.abs()));
+        writeln!(
+            log,
+            "{}",
+            serde_json::json!({"kind": "epoch", "epoch": st.epoch + 1, "step": st.step,
+                "train_loss": train_loss, "valid_loss": vloss, "valid": rep,
+                "seconds": started.elapsed().as_secs_f64()})
+        )
+        .map_err(|e| Error::io(log_path.display(), e))?;
+        if st.best.is_none_or(|b| score > b) {
+            st.best = Some(score);
+            st.best_epoch = st.epoch + 1;
+            st.bad_epochs = 0;
+            save_tensors(&best_path, &weights.tensors())?;
+        } else {
+            st.bad_epochs += 1;
+            if o.patience > 0 && st.bad_epochs >= o.patience as u64 {
+                st.finished = true;
+            }
+        }
+        let f1 = |c: &str| rep["per_class"][c]["f1"].as_f64().unwrap_or(0.0);
+        bar.println(format!(
+            "epoch {}: train loss {train_loss:.4}, valid loss {vloss:.4}, per-base F1 cds {:.4} \
+             intron {:.4} intergenic {:.4} utr5 {:.4} utr3 {:.4}, macro {:.4}",
+            st.epoch + 1,
+            f1("cds"),
+            f1("intron"),
+            f1("intergenic"),
+            f1("utr5"),
+            f1("utr3"),
+            rep["macro_f1"].as_f64().unwrap_or(0.0)
+        ));
+        st.epoch += 1;
+        st.batch_in_epoch = 0;
+        if st.epoch >= o.epochs as u64 {
+            st.finished = true;
+        }
+        checkpoint(&mut st, &opt, &mut log)?;
+    }
+    bar.finish_and_clear();
+    let best = load_tensors(&best_path)?;
+    weights.load(&best, &best_path.display().to_string())?;
+    Ok((model, weights, st))
+}
+
+/// Write the run's `config.toml`, `tokenizer.txt` and command; on resume the config must match.
+pub fn init_run(dir: &Path, cfg: &SegmentRunConfig, resume: bool) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
+    let text = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
+    let cfg_path = dir.join("config.toml");
+    if resume && cfg_path.exists() {
+        let old = read_config(dir)?;
+        if &old != cfg {
+            return Err(Error::input(format!(
+                "{}: the run was started with a different configuration; resume with the same \
+                 options or use a new --out",
+                cfg_path.display()
+            )));
+        }
+    }
+    run::write_text(dir, "config.toml", &text)?;
+    run::write_text(dir, "tokenizer.txt", &format!("{}\n", cfg.tokenizer))?;
+    let name = if resume {
+        "command.resume.txt"
+    } else {
+        "command.txt"
+    };
+    run::write_text(dir, name, &format!("{}\n", run::command_line()))
+}
+
+/// Read a segmentation run's `config.toml`; a run of another task is a clear error.
+pub fn read_config(dir: &Path) -> Result<SegmentRunConfig> {
+    let cfg_path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|e| {
+        Error::input(format!(
+            "{}: not a genolm run directory ({e})",
+            dir.display()
+        ))
+    })?;
+    let value: toml::Value = toml::from_str(&text).map_err(|e| {
+        Error::input(format!(
+            "{}: {}",
+            cfg_path.display(),
+            crate::error::one_line(&e.to_string())
+        ))
+    })?;
+    let task = value.get("task").and_then(|t| t.as_str()).unwrap_or("");
+    if task != "segment" {
+        return Err(Error::input(format!(
+            "{}: the model was trained for task '{task}', not per-base segmentation; train one \
+             with `genolm train --task segment`",
+            dir.display()
+        )));
+    }
+    toml::from_str(&text).map_err(|e| {
+        Error::input(format!(
+            "{}: {}",
+            cfg_path.display(),
+            crate::error::one_line(&e.to_string())
+        ))
+    })
+}
+
+/// A trained segmentation model loaded from a run directory.
+pub struct LoadedSegmentRun {
+    /// The run's config.
+    pub config: SegmentRunConfig,
+    /// The model with its best weights.
+    pub model: SegmentModel,
+    /// Its weights.
+    pub weights: Weights,
+    /// Its tokenizer.
+    pub tokenizer: Box<dyn Tokenizer>,
+}
+
+/// Load a segmentation run: config (task checked), tokenizer (vocabulary checked), weights.
+pub fn load_run(dir: &Path) -> Result<LoadedSegmentRun> {
+    let config = read_config(dir)?;
+    let tokenizer = run::run_tokenizer(dir, &config.tokenizer)?;
+    if tokenizer.vocab_size() != config.model.vocab_size {
+        return Err(Error::input(format!(
+            "{}: tokenizer {} has {} tokens but the model was trained for {}",
+            dir.display(),
+            config.tokenizer,
+            tokenizer.vocab_size(),
+            config.model.vocab_size
+        )));
+    }
+    check_per_base(tokenizer.as_ref())?;
+    let weights = Weights::new();
+    let (p, b) = weights.builders(0, DType::F32, &Device::Cpu);
+    let model = SegmentModel::new(&config.model_config(), p, b)?;
+    let wpath: PathBuf = dir.join("model.safetensors");
+    weights.load(&load_tensors(&wpath)?, &wpath.display().to_string())?;
+    Ok(LoadedSegmentRun {
+        config,
+        model,
+        weights,
+        tokenizer,
+    })
+}
