@@ -25,6 +25,7 @@ use crate::models::{Classifier, Ctx, ModelConfig, Weights};
 use crate::ops;
 use crate::seq;
 use crate::tokenize::Tokenizer;
+use crate::train::finetune;
 use crate::train::metrics::{
     binary_metrics_at, multi_metrics, BinaryMetrics, MultiMetrics, DEFAULT_THRESHOLD,
 };
@@ -70,6 +71,12 @@ pub struct TrainOptions {
     /// Replace `threshold` after training by the one that maximises Youden's J on the
     /// validation set (written to the run's `threshold.txt`).
     pub tune_threshold: bool,
+    /// Run directory whose backbone initialises this model (`--init`; none: from scratch).
+    pub init: Option<String>,
+    /// The backbone gets no updates for this many optimizer steps (head only).
+    pub freeze_backbone_steps: u64,
+    /// Backbone learning rate as a multiple of the head's.
+    pub backbone_lr_scale: f64,
 }
 
 impl Default for TrainOptions {
@@ -92,6 +99,9 @@ impl Default for TrainOptions {
             max_steps: 0,
             threshold: 0.5,
             tune_threshold: false,
+            init: None,
+            freeze_backbone_steps: 0,
+            backbone_lr_scale: 1.0,
         }
     }
 }
@@ -360,12 +370,26 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             o.metric
         )));
     }
+    if !(o.backbone_lr_scale.is_finite() && o.backbone_lr_scale >= 0.0) {
+        return Err(Error::input(format!(
+            "--backbone-lr-scale must be a number >= 0, got {}",
+            o.backbone_lr_scale
+        )));
+    }
     let dev = Device::Cpu;
     let (model, weights) = build_model(job.model, o.seed)?;
+    // Backbone and head are two parameter groups: the backbone's learning rate is scaled.
     let vars: Vec<(String, candle_core::Var, f64)> = {
         let data = weights.params.data().lock().expect("var map lock");
         data.iter()
-            .map(|(k, v)| (k.clone(), v.clone(), 1.0))
+            .map(|(k, v)| {
+                let scale = if k.starts_with("backbone.") {
+                    o.backbone_lr_scale
+                } else {
+                    1.0
+                };
+                (k.clone(), v.clone(), scale)
+            })
             .collect()
     };
     let mut opt = AdamW::new(
@@ -417,6 +441,10 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             st.batch_in_epoch
         );
     } else {
+        if let Some(init) = &o.init {
+            let src = finetune::read_source(Path::new(init))?;
+            finetune::load_backbone(&weights, &src)?;
+        }
         std::fs::write(&log_path, b"").map_err(|e| Error::io(log_path.display(), e))?;
     }
     let mut log = std::fs::OpenOptions::new()
@@ -463,6 +491,7 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
         while (st.batch_in_epoch as usize) < batches.len() {
             // One optimizer step over up to `accumulate` micro-batches.
             let mut rng = rng_for(o.seed, 2, st.step);
+            let frozen = st.step < o.freeze_backbone_steps;
             let mut sum_grads: Option<Vec<Option<Tensor>>> = None;
             let mut step_loss = 0.0;
             let mut micro = 0;
@@ -479,7 +508,7 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
                     train: true,
                     rng: &mut rng,
                 };
-                let logits = model.forward(&x, &mut ctx)?;
+                let logits = model.forward_with(&x, &mut ctx, frozen)?;
                 let loss = ops::cross_entropy(&logits, &y, None)?;
                 let lv = loss.to_scalar::<f32>()? as f64;
                 if !lv.is_finite() {
