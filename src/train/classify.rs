@@ -286,6 +286,10 @@ pub fn mean_nll(probs: &[Vec<f32>], labels: &[u32]) -> f64 {
         / n
 }
 
+/// Name of the `U8` tensor in `last.safetensors` holding the run state as JSON (the same text as
+/// `state.json`).
+pub const STATE_TENSOR: &str = "run_state.json";
+
 /// Everything in a run directory's `state.json` besides tensors.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunState {
@@ -418,12 +422,36 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
     let last_path = job.dir.join("last.safetensors");
     let best_path = job.dir.join("model.safetensors");
     let mut st = RunState::default();
-    if job.resume && state_path.exists() && last_path.exists() {
-        let text =
-            std::fs::read_to_string(&state_path).map_err(|e| Error::io(state_path.display(), e))?;
-        st = serde_json::from_str(&text)
-            .map_err(|e| Error::input(format!("{}: {e}", state_path.display())))?;
+    // The run state travels inside last.safetensors (one atomic rename with the weights), so a
+    // kill between writing the checkpoint and state.json cannot pair new weights with an old
+    // state; state.json is read only for checkpoints written before that.
+    let saved = if job.resume && last_path.exists() {
         let t = load_tensors(&last_path)?;
+        let state = match t.get(STATE_TENSOR) {
+            Some(bytes) => Some(
+                serde_json::from_slice::<RunState>(&bytes.to_vec1::<u8>()?).map_err(|e| {
+                    Error::input(format!(
+                        "{}: bad run state in the checkpoint: {e}",
+                        last_path.display()
+                    ))
+                })?,
+            ),
+            None if state_path.exists() => {
+                let text = std::fs::read_to_string(&state_path)
+                    .map_err(|e| Error::io(state_path.display(), e))?;
+                Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::input(format!("{}: {e}", state_path.display())))?,
+                )
+            }
+            None => None,
+        };
+        state.map(|s| (s, t))
+    } else {
+        None
+    };
+    if let Some((saved_state, t)) = saved {
+        st = saved_state;
         weights.load(&t, &last_path.display().to_string())?;
         opt.load_state(&t, st.step)?;
         // Drop log lines written after the checkpoint.
@@ -458,10 +486,13 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             .metadata()
             .map_err(|e| Error::io(log_path.display(), e))?
             .len();
+        let json = serde_json::to_string_pretty(st).map_err(|e| Error::Internal(e.to_string()))?;
         let mut t = weights.tensors();
         t.extend(opt.state());
+        let bytes = json.as_bytes().to_vec();
+        let n = bytes.len();
+        t.insert(STATE_TENSOR.into(), Tensor::from_vec(bytes, n, &dev)?);
         save_tensors(&last_path, &t)?;
-        let json = serde_json::to_string_pretty(st).map_err(|e| Error::Internal(e.to_string()))?;
         write_file(&state_path, json.as_bytes())
     };
 
