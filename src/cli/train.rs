@@ -19,7 +19,7 @@ use crate::train::run::{self, DataSpecs, RunConfig};
 /// Arguments of `genolm train`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  genolm train --task classify --model cnn \\\n    --train promoter=prom.fa.gz,background=bg.fa.gz --test test.csv --out runs/prom\n  genolm train --train folds/fold_1.csv.gz,folds/fold_2.csv.gz --valid folds/fold_3.csv.gz \\\n    --model gb-cnn --epochs 10 --seed 1 --out runs/gb\n\nSPEC is LABEL=FASTA[,LABEL=FASTA...] or a CSV/TSV table with sequence and label columns\n(see `genolm::data::classify`). Kill a run at any time and continue it with --resume."
+    after_help = "Examples:\n  genolm train --task classify --model cnn \\\n    --train promoter=prom.fa.gz,background=bg.fa.gz --test test.csv --out runs/prom\n  genolm train --train folds/fold_1.csv.gz,folds/fold_2.csv.gz --valid folds/fold_3.csv.gz \\\n    --model gb-cnn --epochs 10 --seed 1 --out runs/gb\n  genolm train --train folds/fold_1.csv.gz --init runs/pretrained --freeze-backbone-steps 200 \\\n    --backbone-lr-scale 0.1 --out runs/finetuned\n\nSPEC is LABEL=FASTA[,LABEL=FASTA...] or a CSV/TSV table with sequence and label columns\n(see `genolm::data::classify`). Kill a run at any time and continue it with --resume."
 )]
 pub struct Args {
     /// Task: `classify` (sequence classification).
