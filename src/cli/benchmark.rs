@@ -10,7 +10,9 @@ use rand::SeedableRng;
 use serde_json::{json, Value};
 
 use crate::data::classify::{promoter_benchmarks, BenchmarkSet, Protocol};
-use crate::data::folds::{by_file, stratified_holdout, stratified_kfold, Split};
+use crate::data::folds::{by_file, given_folds, stratified_holdout, stratified_kfold, Split};
+use crate::data::homology::{self, ClusterStats, Params};
+use crate::data::split::deal_groups;
 use crate::data::LabeledSet;
 use crate::error::{Error, Result};
 use crate::seq::SeqPolicy;
@@ -31,7 +33,7 @@ pub struct Args {
 pub enum Which {
     /// EPDnew human 300 bp (published folds), iPromoter-2L E. coli, and the CNNProm sets.
     #[command(
-        after_help = "Examples:\n  genolm benchmark promoters --quick --out runs/bench-quick\n  genolm benchmark promoters --model cnn --train-args=\"--threshold auto\" --out runs/bench\n  genolm benchmark promoters --sets epdnew_human_300 --model gb-cnn --out runs/gb"
+        after_help = "Examples:\n  genolm benchmark promoters --quick --out runs/bench-quick\n  genolm benchmark promoters --model cnn --train-args=\"--threshold auto\" --out runs/bench\n  genolm benchmark promoters --sets epdnew_human_300 --model gb-cnn --out runs/gb\n  genolm benchmark promoters --quick --split homology --identity 0.8 --model gb-cnn --out runs/hom"
     )]
     Promoters(PromoterArgs),
 }
@@ -42,9 +44,10 @@ pub struct PromoterArgs {
     /// Data directory (default: $GENOLM_DATA, then ../shared/data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Model (`cnn`, `gb-cnn`, `transformer`, `mamba`, `caduceus`, `hyena`).
-    #[arg(long, default_value = "cnn")]
-    pub model: String,
+    /// Model (`cnn`, `gb-cnn`, `transformer`, `mamba`, `caduceus`, `hyena`; default `cnn`, or
+    /// the backbone of `--train-args="--init RUN_DIR"`).
+    #[arg(long)]
+    pub model: Option<String>,
     /// Output directory (one run directory per set and fold, plus report.json and report.md).
     #[arg(long)]
     pub out: PathBuf,
@@ -71,6 +74,24 @@ pub struct PromoterArgs {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// `published`: each set's protocol (given folds, or seeded stratified k-fold CV).
+    /// `homology`: also re-split each set by homology (clusters at --identity dealt whole to k
+    /// class-balanced folds, k and so the test fraction as in the protocol) and report both
+    /// side by side, with each split's train/test leakage.
+    #[arg(long, value_enum, default_value = "published")]
+    pub split: SplitMode,
+    /// Identity threshold for `--split homology` (clusters and the leakage counts).
+    #[arg(long, default_value_t = 0.8)]
+    pub identity: f64,
+}
+
+/// How `genolm benchmark promoters` splits each set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SplitMode {
+    /// The set's published protocol only.
+    Published,
+    /// The published protocol and a homology-aware re-split, side by side.
+    Homology,
 }
 
 #[derive(Parser)]
@@ -133,6 +154,180 @@ fn figure(m: &Value, k: &str) -> Option<f64> {
     }
 }
 
+/// Homology-aware folds of a set: single-linkage clusters at `identity` dealt whole to `k`
+/// class-balanced folds. Returns the splits and the clustering statistics.
+pub fn homology_folds(
+    set: &LabeledSet,
+    k: usize,
+    identity: f64,
+    seed: u64,
+) -> Result<(Vec<Split>, ClusterStats)> {
+    let params = Params {
+        identity,
+        ..Params::default()
+    };
+    let seqs: Vec<&[u8]> = set.seqs.iter().map(|s| s.as_slice()).collect();
+    homology::check_lengths(&set.names, &seqs, &set.source)?;
+    let (clusters, stats) = homology::cluster(&seqs, &params)?;
+    let fold_of = deal_groups(&clusters, &set.labels, &vec![1.0 / k as f64; k], seed);
+    let ids: Vec<u32> = fold_of.iter().map(|&f| f as u32).collect();
+    let splits = given_folds(&ids)?;
+    if splits.len() != k {
+        return Err(Error::input(format!(
+            "{}: only {} folds could be filled from the homology clusters at identity {identity}; cannot make {k} folds",
+            set.source,
+            splits.len()
+        )));
+    }
+    Ok((splits, stats))
+}
+
+/// Test sequences of `test` with a training neighbour at `identity` or above in `train`.
+fn leak(train: &LabeledSet, test: &LabeledSet, identity: f64) -> Result<Value> {
+    let params = Params {
+        identity,
+        ..Params::default()
+    };
+    let tr: Vec<&[u8]> = train.seqs.iter().map(|s| s.as_slice()).collect();
+    let te: Vec<&[u8]> = test.seqs.iter().map(|s| s.as_slice()).collect();
+    let l = homology::leakage(&train.names, &tr, &test.names, &te, &params)?;
+    let at = |x: f64| {
+        l.levels
+            .iter()
+            .find(|v| (v.identity - x).abs() < 1e-12)
+            .map_or(0, |v| v.count)
+    };
+    let n = at(identity);
+    Ok(
+        json!({"identity": identity, "count": n, "fraction": n as f64 / test.len().max(1) as f64,
+              "count_95": at(0.95), "seconds": l.seconds}),
+    )
+}
+
+/// One split protocol of one set: where its folds go and what to measure besides the model.
+struct FoldPlan<'a> {
+    /// Folds (train / test record indices).
+    folds: &'a [Split],
+    /// Subdirectory of `--out` for the fold run directories.
+    dir: PathBuf,
+    /// Identity for the leakage count of each fold (`None`: not measured).
+    leak_identity: Option<f64>,
+}
+
+/// Train and test every fold of `p` (up to `max_folds`); returns the per-fold metrics and the
+/// independent-set recalls.
+#[allow(clippy::too_many_arguments)]
+fn run_folds(
+    a: &PromoterArgs,
+    b: &BenchmarkSet,
+    set: &LabeledSet,
+    indep: Option<&LabeledSet>,
+    p: &FoldPlan,
+    max_folds: usize,
+    max_train: Option<usize>,
+    epochs: usize,
+) -> Result<(Vec<Value>, Vec<f64>)> {
+    let mut fold_metrics = Vec::new();
+    let mut indep_recall = Vec::new();
+    for (fi, split) in p.folds.iter().enumerate().take(max_folds) {
+        let (train_all, test) = set.split(split);
+        let leakage = match p.leak_identity {
+            Some(id) => Some(leak(&train_all, &test, id)?),
+            None => None,
+        };
+        let train_all = match max_train {
+            Some(m) => subsample(&train_all, m, a.seed + fi as u64),
+            None => train_all,
+        };
+        let hold = stratified_holdout(&train_all.labels, 0.1, a.seed + fi as u64)?;
+        let (train, valid) = train_all.split(&hold);
+        let dir = p.dir.join(format!("fold_{}", fi + 1));
+        let mut argv: Vec<String> = vec![
+            "train".into(),
+            "--train".into(),
+            b.spec.clone(),
+            "--out".into(),
+            dir.display().to_string(),
+            "--epochs".into(),
+            epochs.to_string(),
+            "--seed".into(),
+            a.seed.to_string(),
+            "--quiet".into(),
+        ];
+        if let Some(m) = &a.model {
+            argv.extend(["--model".into(), m.clone()]);
+        }
+        argv.extend(a.train_args.split_whitespace().map(String::from));
+        let targs = TrainWrap::try_parse_from(&argv)
+            .map_err(|e| {
+                Error::input(format!(
+                    "--train-args: {}",
+                    crate::error::one_line(&e.to_string())
+                ))
+            })?
+            .a;
+        let t0 = Instant::now();
+        let out = crate::cli::train::run_sets(&targs, &train, &valid, Some(&test))?;
+        let mut m =
+            serde_json::to_value(&out.metrics).map_err(|e| Error::Internal(e.to_string()))?;
+        if let Some(ind) = indep {
+            let run = load_run(&dir)?;
+            let enc = encode_set(ind, run.tokenizer.as_ref(), Some(run.config.model.seq_len))?;
+            let probs = predict(&run.model, &enc, 256, run.config.train.rc_average)?;
+            let r = Metrics::at(
+                &probs,
+                &enc.labels,
+                run.config.model.num_classes,
+                run.threshold,
+            );
+            let recall = serde_json::to_value(&r)
+                .ok()
+                .and_then(|v| figure(&v, "recall"))
+                .unwrap_or(0.0);
+            indep_recall.push(recall);
+            m["independent_recall"] = json!(recall);
+        }
+        m["seconds"] = json!(t0.elapsed().as_secs_f64());
+        m["n_train"] = json!(train.len());
+        m["n_test"] = json!(test.len());
+        m["model"] = out.report["model"].clone();
+        if let Some(l) = leakage {
+            m["leakage"] = l;
+        }
+        eprintln!(
+            "{} fold {}: f1 {:.4} accuracy {:.4} auroc {:.4} ({:.0} s)",
+            p.dir.display(),
+            fi + 1,
+            figure(&m, "f1").unwrap_or(0.0),
+            figure(&m, "accuracy").unwrap_or(0.0),
+            figure(&m, "auroc").unwrap_or(0.0),
+            t0.elapsed().as_secs_f64()
+        );
+        fold_metrics.push(m);
+    }
+    Ok((fold_metrics, indep_recall))
+}
+
+/// Mean and sd over folds (with the independent recall and the leakage fraction, if any).
+fn summarise(fold_metrics: &[Value], indep_recall: &[f64]) -> (Value, Value) {
+    let (mut mean, mut sd) = summarise_folds(fold_metrics, &FIGURES, figure);
+    if !indep_recall.is_empty() {
+        let (mu, s) = mean_sd(indep_recall);
+        mean.insert("independent_recall".into(), json!(mu));
+        sd.insert("independent_recall".into(), json!(s));
+    }
+    let leaks: Vec<f64> = fold_metrics
+        .iter()
+        .filter_map(|m| m["leakage"]["fraction"].as_f64())
+        .collect();
+    if !leaks.is_empty() {
+        let (mu, s) = mean_sd(&leaks);
+        mean.insert("leakage_fraction".into(), json!(mu));
+        sd.insert("leakage_fraction".into(), json!(s));
+    }
+    (Value::Object(mean), Value::Object(sd))
+}
+
 /// Run the promoter benchmarks; returns the report written to `out/report.json`.
 pub fn promoters(a: &PromoterArgs) -> Result<Value> {
     let started = Instant::now();
@@ -148,12 +343,21 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
             )));
         }
     }
+    let homology = a.split == SplitMode::Homology;
+    if homology {
+        Params {
+            identity: a.identity,
+            ..Params::default()
+        }
+        .validate()?;
+    }
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(a.out.display(), e))?;
     let max_folds = a.max_folds.unwrap_or(if a.quick { 1 } else { usize::MAX });
     let max_train = a.max_train.or(if a.quick { Some(2000) } else { None });
     let epochs = a.epochs.unwrap_or(if a.quick { 2 } else { 10 });
     let policy = SeqPolicy::default();
     let mut sets_out = Vec::new();
+    let mut model_name: Option<String> = a.model.clone();
     for b in &all {
         if !a.sets.is_empty() && !a.sets.iter().any(|s| s == b.name) {
             continue;
@@ -170,81 +374,28 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
         let set = b.load(policy)?;
         let indep = b.load_test(&set, policy)?;
         let folds = splits(b, &set, a.seed)?;
-        let mut fold_metrics = Vec::new();
-        let mut indep_recall = Vec::new();
-        for (fi, split) in folds.iter().enumerate().take(max_folds) {
-            let (train_all, test) = set.split(split);
-            let train_all = match max_train {
-                Some(m) => subsample(&train_all, m, a.seed + fi as u64),
-                None => train_all,
-            };
-            let hold = stratified_holdout(&train_all.labels, 0.1, a.seed + fi as u64)?;
-            let (train, valid) = train_all.split(&hold);
-            let dir = a.out.join(b.name).join(format!("fold_{}", fi + 1));
-            let mut argv: Vec<String> = vec![
-                "train".into(),
-                "--train".into(),
-                b.spec.clone(),
-                "--out".into(),
-                dir.display().to_string(),
-                "--model".into(),
-                a.model.clone(),
-                "--epochs".into(),
-                epochs.to_string(),
-                "--seed".into(),
-                a.seed.to_string(),
-                "--quiet".into(),
-            ];
-            argv.extend(a.train_args.split_whitespace().map(String::from));
-            let targs = TrainWrap::try_parse_from(&argv)
-                .map_err(|e| {
-                    Error::input(format!(
-                        "--train-args: {}",
-                        crate::error::one_line(&e.to_string())
-                    ))
-                })?
-                .a;
-            let t0 = Instant::now();
-            let out = crate::cli::train::run_sets(&targs, &train, &valid, Some(&test))?;
-            let mut m =
-                serde_json::to_value(&out.metrics).map_err(|e| Error::Internal(e.to_string()))?;
-            if let Some(ind) = &indep {
-                let run = load_run(&dir)?;
-                let enc = encode_set(ind, run.tokenizer.as_ref(), Some(run.config.model.seq_len))?;
-                let probs = predict(&run.model, &enc, 256, run.config.train.rc_average)?;
-                let r = Metrics::at(
-                    &probs,
-                    &enc.labels,
-                    run.config.model.num_classes,
-                    run.threshold,
-                );
-                let recall = serde_json::to_value(&r)
-                    .ok()
-                    .and_then(|v| figure(&v, "recall"))
-                    .unwrap_or(0.0);
-                indep_recall.push(recall);
-                m["independent_recall"] = json!(recall);
-            }
-            m["seconds"] = json!(t0.elapsed().as_secs_f64());
-            m["n_train"] = json!(train.len());
-            m["n_test"] = json!(test.len());
-            eprintln!(
-                "{} fold {}: f1 {:.4} accuracy {:.4} auroc {:.4} ({:.0} s)",
-                b.name,
-                fi + 1,
-                figure(&m, "f1").unwrap_or(0.0),
-                figure(&m, "accuracy").unwrap_or(0.0),
-                figure(&m, "auroc").unwrap_or(0.0),
-                t0.elapsed().as_secs_f64()
-            );
-            fold_metrics.push(m);
+        let published_protocol = FoldPlan {
+            folds: &folds,
+            dir: a.out.join(b.name),
+            leak_identity: homology.then_some(a.identity),
+        };
+        let (fold_metrics, indep_recall) = run_folds(
+            a,
+            b,
+            &set,
+            indep.as_ref(),
+            &published_protocol,
+            max_folds,
+            max_train,
+            epochs,
+        )?;
+        if model_name.is_none() {
+            model_name = fold_metrics
+                .first()
+                .and_then(|m| m["model"].as_str())
+                .map(String::from);
         }
-        let (mut mean, mut sd) = summarise_folds(&fold_metrics, &FIGURES, figure);
-        if !indep_recall.is_empty() {
-            let (mu, s) = mean_sd(&indep_recall);
-            mean.insert("independent_recall".into(), json!(mu));
-            sd.insert("independent_recall".into(), json!(s));
-        }
+        let (mean, sd) = summarise(&fold_metrics, &indep_recall);
         let published: Vec<Value> = b
             .published
             .iter()
@@ -253,7 +404,7 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
                        "spread": p.spread, "upper": p.upper, "note": p.note})
             })
             .collect();
-        sets_out.push(json!({
+        let mut entry = json!({
             "name": b.name,
             "description": b.description,
             "protocol": format!("{:?}", b.protocol).split([' ', '{']).next().unwrap_or(""),
@@ -263,16 +414,47 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
             "sd": sd,
             "folds": fold_metrics,
             "published": published,
-        }));
+        });
+        if homology {
+            let (hfolds, stats) = homology_folds(&set, folds.len(), a.identity, a.seed)?;
+            eprintln!(
+                "{}: {} sequences in {} clusters at identity {} (largest {}, {:.1} s)",
+                b.name,
+                stats.sequences,
+                stats.clusters,
+                a.identity,
+                stats.largest_cluster,
+                stats.seconds
+            );
+            let p = FoldPlan {
+                folds: &hfolds,
+                dir: a.out.join(b.name).join("homology"),
+                leak_identity: Some(a.identity),
+            };
+            let (hm, hr) = run_folds(a, b, &set, indep.as_ref(), &p, max_folds, max_train, epochs)?;
+            let (mean, sd) = summarise(&hm, &hr);
+            entry["homology"] = json!({
+                "identity": a.identity,
+                "clusters": stats,
+                "folds_run": hm.len(),
+                "folds_total": hfolds.len(),
+                "mean": mean,
+                "sd": sd,
+                "folds": hm,
+            });
+        }
+        sets_out.push(entry);
     }
     let report = json!({
         "benchmark": "promoters",
-        "model": a.model,
+        "model": model_name.unwrap_or_else(|| "cnn".into()),
         "quick": a.quick,
         "epochs": epochs,
         "max_train": max_train,
         "seed": a.seed,
         "train_args": a.train_args,
+        "split": if homology { "published+homology" } else { "published" },
+        "identity": if homology { json!(a.identity) } else { Value::Null },
         "data_dir": data.display().to_string(),
         "seconds": started.elapsed().as_secs_f64(),
         "sets": sets_out,
@@ -360,9 +542,67 @@ pub fn markdown(r: &Value) -> String {
             published.join("; ")
         ));
     }
+    if r["split"].as_str() == Some("published+homology") {
+        s.push_str(&homology_markdown(r));
+    }
     s.push_str(&format!(
         "\nTotal time {:.0} s. Multi-class sets report macro-F1 in the F1 column.\n",
         r["seconds"].as_f64().unwrap_or(0.0)
     ));
+    s
+}
+
+/// The side-by-side table of published-split and homology-split numbers.
+fn homology_markdown(r: &Value) -> String {
+    let id = r["identity"].as_f64().unwrap_or(0.8);
+    let pct = id * 100.0;
+    let mut s = format!(
+        "\n## Published split vs homology split (clusters at {pct:.0} % identity dealt whole to \
+         the folds)\n\n| set | split | folds | test with a ≥ {pct:.0} % train neighbour | \
+         accuracy | F1 | MCC | AUROC |\n|---|---|---|---|---|---|---|---|\n"
+    );
+    for set in r["sets"].as_array().into_iter().flatten() {
+        let name = set["name"].as_str().unwrap_or("");
+        if set.get("skipped").is_some() {
+            continue;
+        }
+        for (label, part) in [("published", set), ("homology", &set["homology"])] {
+            let cell = |k: &str| match (part["mean"].get(k), part["sd"].get(k)) {
+                (Some(m), Some(d)) => format!(
+                    "{:.4} ± {:.4}",
+                    m.as_f64().unwrap_or(0.0),
+                    d.as_f64().unwrap_or(0.0)
+                ),
+                _ => "-".into(),
+            };
+            let leaks: Vec<String> = part["folds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| {
+                    let l = &f["leakage"];
+                    Some(format!(
+                        "{} ({:.1} %)",
+                        l["count"].as_u64()?,
+                        100.0 * l["fraction"].as_f64()?
+                    ))
+                })
+                .collect();
+            s.push_str(&format!(
+                "| {name} | {label} | {}/{} | {} | {} | {} | {} | {} |\n",
+                part["folds_run"],
+                part["folds_total"],
+                if leaks.is_empty() {
+                    "-".into()
+                } else {
+                    leaks.join(", ")
+                },
+                cell("accuracy"),
+                cell("f1"),
+                cell("mcc"),
+                cell("auroc"),
+            ));
+        }
+    }
     s
 }

@@ -54,6 +54,11 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
             "--task segment takes --genome/--gff/--holdout, not --train/--valid/--test/--cv",
         ));
     }
+    if args.init.is_some() {
+        return Err(Error::input(
+            "--init is not supported with --task segment yet (fine-tuning is built for --task classify)",
+        ));
+    }
     let tok = tokenize::from_spec(&args.tokenizer)?;
     segment::check_per_base(tok.as_ref())?;
     let data = segment::load_genome(genome, gff, &s.holdout, args.valid_fraction)?;
@@ -75,7 +80,8 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
             })?
         }
     };
-    let backbone = crate::cli::train::backbone_config(&args.model, args.model_config.as_deref())?;
+    let backbone =
+        crate::cli::train::backbone_config(args.model_name(), args.model_config.as_deref())?;
     let head = backbone.default_head();
     let mut opts = args.options();
     if opts.metric != "loss" {

@@ -12,13 +12,14 @@ use crate::models::{BackboneConfig, ModelConfig, Pooling};
 use crate::seq::SeqPolicy;
 use crate::tokenize;
 use crate::train::classify::{self, encode_set, predict, Encoded, Job, Metrics, TrainOptions};
+use crate::train::finetune;
 use crate::train::metrics::{summarise_folds, youden_threshold};
 use crate::train::run::{self, DataSpecs, RunConfig};
 
 /// Arguments of `genolm train`.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    after_help = "Examples:\n  genolm train --task classify --model cnn \\\n    --train promoter=prom.fa.gz,background=bg.fa.gz --test test.csv --out runs/prom\n  genolm train --train folds/fold_1.csv.gz,folds/fold_2.csv.gz --valid folds/fold_3.csv.gz \\\n    --model gb-cnn --epochs 10 --seed 1 --out runs/gb\n\nSPEC is LABEL=FASTA[,LABEL=FASTA...] or a CSV/TSV table with sequence and label columns\n(see `genolm::data::classify`). Kill a run at any time and continue it with --resume.\n\nPer-base gene structure (then `genolm annotate`):\n  genolm train --task segment --genome genome.fa.gz --gff genes.gff3.gz --holdout Chr5 \\\n    --batch-size 16 --epochs 6 --out runs/seg"
+    after_help = "Examples:\n  genolm train --task classify --model cnn \\\n    --train promoter=prom.fa.gz,background=bg.fa.gz --test test.csv --out runs/prom\n  genolm train --train folds/fold_1.csv.gz,folds/fold_2.csv.gz --valid folds/fold_3.csv.gz \\\n    --model gb-cnn --epochs 10 --seed 1 --out runs/gb\n  genolm train --train folds/fold_1.csv.gz --init runs/pretrained --freeze-backbone-steps 200 \\\n    --backbone-lr-scale 0.1 --out runs/finetuned\n\nSPEC is LABEL=FASTA[,LABEL=FASTA...] or a CSV/TSV table with sequence and label columns\n(see `genolm::data::classify`). Kill a run at any time and continue it with --resume.\n\nPer-base gene structure (then `genolm annotate`):\n  genolm train --task segment --genome genome.fa.gz --gff genes.gff3.gz --holdout Chr5 \\\n    --batch-size 16 --epochs 6 --out runs/seg"
 )]
 pub struct Args {
     /// Task: `classify` (sequence classification) or `segment` (per-base gene structure from
@@ -27,8 +28,9 @@ pub struct Args {
     pub task: String,
     /// Model: `cnn` (dilated residual CNN), `gb-cnn` (the genomic-benchmarks baseline), `transformer`
     /// (block-sparse attention), `mamba` (bidirectional), `caduceus` (RC-equivariant Mamba), `hyena`.
-    #[arg(long, default_value = "cnn")]
-    pub model: String,
+    /// Default `cnn`; with --init, the source's backbone (a different one named here is an error).
+    #[arg(long)]
+    pub model: Option<String>,
     /// A TOML file with the backbone settings (overrides --model's defaults).
     #[arg(long)]
     pub model_config: Option<PathBuf>,
@@ -115,6 +117,17 @@ pub struct Args {
     /// Segmentation options (`--task segment`).
     #[command(flatten)]
     pub segment: crate::cli::segment::SegmentArgs,
+    /// Fine-tune: take the backbone (config and weights) of this run directory (a `genolm train`
+    /// or `genolm pretrain` run), add a fresh head. The tokenizer must be the one it was trained
+    /// with.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub init: Option<PathBuf>,
+    /// The backbone gets no updates for the first N optimizer steps (only the head trains).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub freeze_backbone_steps: u64,
+    /// Backbone learning rate = F × the head's (default 0.1 with --init, else 1).
+    #[arg(long, value_name = "F")]
+    pub backbone_lr_scale: Option<f64>,
 }
 
 /// A `--threshold` value.
@@ -138,6 +151,11 @@ fn parse_threshold(s: &str) -> std::result::Result<Threshold, String> {
 }
 
 impl Args {
+    /// The model name: `--model`, else the `--init` source's (resolved later), else `cnn`.
+    pub fn model_name(&self) -> &str {
+        self.model.as_deref().unwrap_or("cnn")
+    }
+
     /// Training options from the arguments.
     pub fn options(&self) -> TrainOptions {
         TrainOptions {
@@ -161,6 +179,13 @@ impl Args {
                 Threshold::Auto => 0.5,
             },
             tune_threshold: self.threshold == Threshold::Auto,
+            init: self.init.as_ref().map(|p| p.display().to_string()),
+            freeze_backbone_steps: self.freeze_backbone_steps,
+            backbone_lr_scale: self.backbone_lr_scale.unwrap_or(if self.init.is_some() {
+                0.1
+            } else {
+                1.0
+            }),
         }
     }
 }
@@ -188,6 +213,38 @@ pub fn backbone_config(model: &str, file: Option<&Path>) -> Result<BackboneConfi
     })
 }
 
+/// The backbone of a fine-tuning run: the source's, checked against `--model` and
+/// `--model-config` when given (they may only restate it).
+pub fn init_backbone(
+    src: &finetune::InitSource,
+    model: Option<&str>,
+    file: Option<&Path>,
+) -> Result<BackboneConfig> {
+    let theirs = src.backbone.name();
+    if let Some(m) = model {
+        let named = BackboneConfig::by_name(m)?;
+        if named.name() != theirs {
+            return Err(Error::input(format!(
+                "--init {}: its backbone is {theirs}, not --model {m} (leave --model out to take \
+                 the source's)",
+                src.dir.display()
+            )));
+        }
+    }
+    if let Some(f) = file {
+        let given = backbone_config(model.unwrap_or(theirs), Some(f))?;
+        if given != src.backbone {
+            return Err(Error::input(format!(
+                "--init {}: --model-config {} differs from the source's backbone settings \
+                 (leave --model-config out to take the source's)",
+                src.dir.display(),
+                f.display()
+            )));
+        }
+    }
+    Ok(src.backbone.clone())
+}
+
 /// Result of one training run.
 pub struct Outcome {
     /// Test (or, without a test set, validation) metrics.
@@ -211,13 +268,24 @@ pub fn run_sets(
         )));
     }
     let tok = tokenize::from_spec(&args.tokenizer)?;
+    let init = args
+        .init
+        .as_deref()
+        .map(finetune::read_source)
+        .transpose()?;
+    let backbone = match &init {
+        Some(src) => {
+            finetune::check_tokenizer(src, &args.tokenizer, tok.as_ref())?;
+            init_backbone(src, args.model.as_deref(), args.model_config.as_deref())?
+        }
+        None => backbone_config(args.model_name(), args.model_config.as_deref())?,
+    };
     let enc_train = encode_set(train, tok.as_ref(), None)?;
     let len = enc_train.len;
     let enc_valid = encode_set(valid, tok.as_ref(), Some(len))?;
     let enc_test: Option<Encoded> = test
         .map(|t| encode_set(t, tok.as_ref(), Some(len)))
         .transpose()?;
-    let backbone = backbone_config(&args.model, args.model_config.as_deref())?;
     let mut head = backbone.default_head();
     if let Some(p) = args.pooling {
         head.pooling = p;
@@ -290,6 +358,14 @@ pub fn run_sets(
         obj.insert("n_test".into(), json!(test.map_or(0, |t| t.len())));
         obj.insert("classes".into(), json!(train.classes));
         obj.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
+        if let Some(src) = &init {
+            obj.insert(
+                "init".into(),
+                json!({"dir": src.dir.display().to_string(), "weights": src.weights.display().to_string(),
+                       "task": src.task, "freeze_backbone_steps": opts.freeze_backbone_steps,
+                       "backbone_lr_scale": opts.backbone_lr_scale}),
+            );
+        }
     }
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
     run::write_text(&args.out, "report.json", &(text + "\n"))?;
@@ -391,7 +467,12 @@ fn run_cv(args: &Args, cv: &str) -> Result<serde_json::Value> {
     report.insert("split".into(), json!(format!("{}-fold cv", folds.len())));
     report.insert("cv".into(), json!(cv));
     report.insert("sd".into(), serde_json::Value::Object(sd));
-    report.insert("model".into(), json!(args.model));
+    let model = folds
+        .first()
+        .and_then(|f| f["model"].as_str())
+        .unwrap_or(args.model_name())
+        .to_string();
+    report.insert("model".into(), json!(model));
     report.insert("seed".into(), json!(args.seed));
     report.insert("seconds".into(), json!(started.elapsed().as_secs_f64()));
     report.insert("folds".into(), json!(folds));
@@ -432,7 +513,7 @@ pub fn run(args: Args) -> Result<()> {
     };
     println!(
         "{}: {} metrics: accuracy {} f1 {} mcc {} auroc {} auprc {} (run dir {})",
-        args.model,
+        r["model"].as_str().unwrap_or(args.model_name()),
         r["split"].as_str().unwrap_or(""),
         fig("accuracy"),
         fig("f1"),

@@ -402,6 +402,16 @@ pub fn assign_groups(
     fractions: [f64; 3],
     seed: u64,
 ) -> Vec<u8> {
+    deal_groups(group_of, labels, &fractions, seed)
+        .into_iter()
+        .map(|s| s as u8)
+        .collect()
+}
+
+/// [`assign_groups`] for any number of parts: part index per record, each part approaching its
+/// fraction within every class (parts with fraction 0 receive nothing). With `k` equal
+/// fractions the parts are `k` group-aware, class-balanced folds.
+pub fn deal_groups(group_of: &[usize], labels: &[u32], fractions: &[f64], seed: u64) -> Vec<usize> {
     let n_classes = labels.iter().map(|&l| l as usize + 1).max().unwrap_or(1);
     let mut members: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, &g) in group_of.iter().enumerate() {
@@ -415,12 +425,8 @@ pub fn assign_groups(
     for &l in labels {
         totals[l as usize] += 1;
     }
-    let mut current = [
-        vec![0usize; n_classes],
-        vec![0usize; n_classes],
-        vec![0usize; n_classes],
-    ];
-    let mut out = vec![0u8; labels.len()];
+    let mut current = vec![vec![0usize; n_classes]; fractions.len()];
+    let mut out = vec![0usize; labels.len()];
     let mut counts = vec![0usize; n_classes];
     for g in &groups {
         counts.iter_mut().for_each(|c| *c = 0);
@@ -428,15 +434,15 @@ pub fn assign_groups(
             counts[labels[i] as usize] += 1;
         }
         let mut best = (f64::INFINITY, 0usize);
-        for s in 0..3 {
-            if fractions[s] <= 0.0 {
+        for (s, &frac) in fractions.iter().enumerate() {
+            if frac <= 0.0 {
                 continue;
             }
-            // Mean fill ratio of the group's classes in split s after adding the group.
+            // Mean fill ratio of the group's classes in part s after adding the group.
             let mut ratio = 0.0;
             for c in 0..n_classes {
                 if counts[c] > 0 {
-                    let target = fractions[s] * totals[c] as f64;
+                    let target = frac * totals[c] as f64;
                     ratio += counts[c] as f64 * (current[s][c] + counts[c]) as f64 / target;
                 }
             }
@@ -450,7 +456,7 @@ pub fn assign_groups(
             current[s][c] += counts[c];
         }
         for &i in g {
-            out[i] = s as u8;
+            out[i] = s;
         }
     }
     out

@@ -219,6 +219,18 @@ impl Classifier {
 
     /// Logits `(B, num_classes)` for token ids `(B, seq_len)`.
     pub fn forward(&self, ids: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        self.forward_with(ids, ctx, false)
+    }
+
+    /// Logits as [`forward`](Self::forward); with `freeze_backbone`, gradients stop at the
+    /// backbone's output, so a backward pass reaches only the head (the backbone still runs in
+    /// the mode `ctx` says, updating batch-norm statistics in training mode).
+    pub fn forward_with(
+        &self,
+        ids: &Tensor,
+        ctx: &mut Ctx,
+        freeze_backbone: bool,
+    ) -> Result<Tensor> {
         let (_, l) = ids.dims2()?;
         if l != self.config.seq_len {
             return Err(Error::input(format!(
@@ -227,6 +239,7 @@ impl Classifier {
             )));
         }
         let f = self.backbone.forward(ids, ctx)?;
+        let f = if freeze_backbone { f.detach() } else { f };
         self.head.forward(&f, ctx)
     }
 }
@@ -279,9 +292,25 @@ impl Weights {
         tensors: &std::collections::HashMap<String, Tensor>,
         what: &str,
     ) -> Result<()> {
+        self.load_prefix(tensors, "", what).map(|_| ())
+    }
+
+    /// Overwrite every parameter and buffer whose name starts with `prefix` from `tensors`
+    /// (other tensors in `tensors` are ignored); a missing or mis-shaped tensor is an error.
+    /// Returns how many tensors were set.
+    pub fn load_prefix(
+        &self,
+        tensors: &std::collections::HashMap<String, Tensor>,
+        prefix: &str,
+        what: &str,
+    ) -> Result<usize> {
+        let mut n = 0;
         for map in [&self.params, &self.buffers] {
             let data = map.data().lock().expect("var map lock");
-            for (k, v) in data.iter() {
+            let mut names: Vec<&String> = data.keys().filter(|k| k.starts_with(prefix)).collect();
+            names.sort();
+            for k in names {
+                let v = &data[k];
                 let t = tensors.get(k).ok_or_else(|| {
                     Error::input(format!("{what}: checkpoint has no tensor '{k}'"))
                 })?;
@@ -293,9 +322,10 @@ impl Weights {
                     )));
                 }
                 v.set(&t.to_dtype(v.dtype())?)?;
+                n += 1;
             }
         }
-        Ok(())
+        Ok(n)
     }
 }
 

@@ -25,6 +25,7 @@ use crate::models::{Classifier, Ctx, ModelConfig, Weights};
 use crate::ops;
 use crate::seq;
 use crate::tokenize::Tokenizer;
+use crate::train::finetune;
 use crate::train::metrics::{
     binary_metrics_at, multi_metrics, BinaryMetrics, MultiMetrics, DEFAULT_THRESHOLD,
 };
@@ -70,6 +71,12 @@ pub struct TrainOptions {
     /// Replace `threshold` after training by the one that maximises Youden's J on the
     /// validation set (written to the run's `threshold.txt`).
     pub tune_threshold: bool,
+    /// Run directory whose backbone initialises this model (`--init`; none: from scratch).
+    pub init: Option<String>,
+    /// The backbone gets no updates for this many optimizer steps (head only).
+    pub freeze_backbone_steps: u64,
+    /// Backbone learning rate as a multiple of the head's.
+    pub backbone_lr_scale: f64,
 }
 
 impl Default for TrainOptions {
@@ -92,6 +99,9 @@ impl Default for TrainOptions {
             max_steps: 0,
             threshold: 0.5,
             tune_threshold: false,
+            init: None,
+            freeze_backbone_steps: 0,
+            backbone_lr_scale: 1.0,
         }
     }
 }
@@ -277,6 +287,10 @@ pub fn mean_nll(probs: &[Vec<f32>], labels: &[u32]) -> f64 {
         / n
 }
 
+/// Name of the `U8` tensor in `last.safetensors` holding the run state as JSON (the same text as
+/// `state.json`).
+pub const STATE_TENSOR: &str = "run_state.json";
+
 /// Everything in a run directory's `state.json` besides tensors.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunState {
@@ -361,12 +375,26 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             o.metric
         )));
     }
+    if !(o.backbone_lr_scale.is_finite() && o.backbone_lr_scale >= 0.0) {
+        return Err(Error::input(format!(
+            "--backbone-lr-scale must be a number >= 0, got {}",
+            o.backbone_lr_scale
+        )));
+    }
     let dev = Device::Cpu;
     let (model, weights) = build_model(job.model, o.seed)?;
+    // Backbone and head are two parameter groups: the backbone's learning rate is scaled.
     let vars: Vec<(String, candle_core::Var, f64)> = {
         let data = weights.params.data().lock().expect("var map lock");
         data.iter()
-            .map(|(k, v)| (k.clone(), v.clone(), 1.0))
+            .map(|(k, v)| {
+                let scale = if k.starts_with("backbone.") {
+                    o.backbone_lr_scale
+                } else {
+                    1.0
+                };
+                (k.clone(), v.clone(), scale)
+            })
             .collect()
     };
     let mut opt = AdamW::new(
@@ -395,12 +423,36 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
     let last_path = job.dir.join("last.safetensors");
     let best_path = job.dir.join("model.safetensors");
     let mut st = RunState::default();
-    if job.resume && state_path.exists() && last_path.exists() {
-        let text =
-            std::fs::read_to_string(&state_path).map_err(|e| Error::io(state_path.display(), e))?;
-        st = serde_json::from_str(&text)
-            .map_err(|e| Error::input(format!("{}: {e}", state_path.display())))?;
+    // The run state travels inside last.safetensors (one atomic rename with the weights), so a
+    // kill between writing the checkpoint and state.json cannot pair new weights with an old
+    // state; state.json is read only for checkpoints written before that.
+    let saved = if job.resume && last_path.exists() {
         let t = load_tensors(&last_path)?;
+        let state = match t.get(STATE_TENSOR) {
+            Some(bytes) => Some(
+                serde_json::from_slice::<RunState>(&bytes.to_vec1::<u8>()?).map_err(|e| {
+                    Error::input(format!(
+                        "{}: bad run state in the checkpoint: {e}",
+                        last_path.display()
+                    ))
+                })?,
+            ),
+            None if state_path.exists() => {
+                let text = std::fs::read_to_string(&state_path)
+                    .map_err(|e| Error::io(state_path.display(), e))?;
+                Some(
+                    serde_json::from_str(&text)
+                        .map_err(|e| Error::input(format!("{}: {e}", state_path.display())))?,
+                )
+            }
+            None => None,
+        };
+        state.map(|s| (s, t))
+    } else {
+        None
+    };
+    if let Some((saved_state, t)) = saved {
+        st = saved_state;
         weights.load(&t, &last_path.display().to_string())?;
         opt.load_state(&t, st.step)?;
         // Drop log lines written after the checkpoint.
@@ -418,6 +470,10 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             st.batch_in_epoch
         );
     } else {
+        if let Some(init) = &o.init {
+            let src = finetune::read_source(Path::new(init))?;
+            finetune::load_backbone(&weights, &src)?;
+        }
         std::fs::write(&log_path, b"").map_err(|e| Error::io(log_path.display(), e))?;
     }
     let mut log = std::fs::OpenOptions::new()
@@ -431,10 +487,13 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             .metadata()
             .map_err(|e| Error::io(log_path.display(), e))?
             .len();
+        let json = serde_json::to_string_pretty(st).map_err(|e| Error::Internal(e.to_string()))?;
         let mut t = weights.tensors();
         t.extend(opt.state());
+        let bytes = json.as_bytes().to_vec();
+        let n = bytes.len();
+        t.insert(STATE_TENSOR.into(), Tensor::from_vec(bytes, n, &dev)?);
         save_tensors(&last_path, &t)?;
-        let json = serde_json::to_string_pretty(st).map_err(|e| Error::Internal(e.to_string()))?;
         write_file(&state_path, json.as_bytes())
     };
 
@@ -464,6 +523,7 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
         while (st.batch_in_epoch as usize) < batches.len() {
             // One optimizer step over up to `accumulate` micro-batches.
             let mut rng = rng_for(o.seed, 2, st.step);
+            let frozen = st.step < o.freeze_backbone_steps;
             let mut sum_grads: Option<Vec<Option<Tensor>>> = None;
             let mut step_loss = 0.0;
             let mut micro = 0;
@@ -480,7 +540,7 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
                     train: true,
                     rng: &mut rng,
                 };
-                let logits = model.forward(&x, &mut ctx)?;
+                let logits = model.forward_with(&x, &mut ctx, frozen)?;
                 let loss = ops::cross_entropy(&logits, &y, None)?;
                 let lv = loss.to_scalar::<f32>()? as f64;
                 if !lv.is_finite() {

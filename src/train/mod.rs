@@ -1,6 +1,7 @@
 //! Training support: evaluation metrics (more to come: loops, schedules, checkpoints).
 
 pub mod classify;
+pub mod finetune;
 pub mod markov;
 pub mod metrics;
 pub mod optim;

@@ -2,6 +2,11 @@
 //!
 //! Written here (not `candle_nn::AdamW`) so that the moments can be checkpointed and restored
 //! exactly, and so that groups (backbone vs head) can have their own learning-rate scale.
+//!
+//! Each parameter keeps its own step count for the bias correction: a parameter that gets no
+//! gradient in a step (a frozen backbone, see `genolm train --freeze-backbone-steps`) is left
+//! alone entirely, and when it starts training its moments are corrected as for a fresh start,
+//! as in PyTorch where a parameter's step counts only the updates it received.
 
 use std::collections::HashMap;
 
@@ -46,6 +51,8 @@ struct Slot {
     /// Learning-rate multiplier of this parameter's group.
     lr_scale: f64,
     decay: bool,
+    /// Updates this parameter has received (for the bias correction).
+    t: u64,
 }
 
 /// AdamW over named variables.
@@ -72,6 +79,7 @@ impl AdamW {
                     v,
                     lr_scale,
                     decay,
+                    t: 0,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -165,13 +173,14 @@ impl AdamW {
         }
         self.step += 1;
         let c = self.cfg;
-        let t = self.step as i32;
-        let bc1 = 1.0 - c.beta1.powi(t);
-        let bc2 = 1.0 - c.beta2.powi(t);
         for (s, g) in self.slots.iter_mut().zip(grads) {
             let Some(g) = g else {
                 continue;
             };
+            s.t += 1;
+            let t = s.t.min(i32::MAX as u64) as i32;
+            let bc1 = 1.0 - c.beta1.powi(t);
+            let bc2 = 1.0 - c.beta2.powi(t);
             let g = if grad_scale != 1.0 {
                 (g * grad_scale)?
             } else {
@@ -194,17 +203,27 @@ impl AdamW {
         Ok(())
     }
 
-    /// Optimizer state as named tensors (`adam.m.NAME`, `adam.v.NAME`) for checkpoints.
+    /// Updates the parameter `name` has received (`None` for an unknown name).
+    pub fn param_steps(&self, name: &str) -> Option<u64> {
+        self.slots.iter().find(|s| s.name == name).map(|s| s.t)
+    }
+
+    /// Optimizer state as named tensors (`adam.m.NAME`, `adam.v.NAME`, and the per-parameter
+    /// step count `adam.t.NAME` as a one-element f64 tensor) for checkpoints.
     pub fn state(&self) -> HashMap<String, Tensor> {
         let mut out = HashMap::new();
         for s in &self.slots {
             out.insert(format!("adam.m.{}", s.name), s.m.clone());
             out.insert(format!("adam.v.{}", s.name), s.v.clone());
+            if let Ok(t) = Tensor::new(&[s.t as f64], s.m.device()) {
+                out.insert(format!("adam.t.{}", s.name), t);
+            }
         }
         out
     }
 
-    /// Restore state saved by [`AdamW::state`] after `step` steps.
+    /// Restore state saved by [`AdamW::state`] after `step` steps. A checkpoint without
+    /// per-parameter step counts (written before they existed) counts `step` for every parameter.
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>, step: u64) -> Result<()> {
         for s in &mut self.slots {
             let get = |k: String| {
@@ -215,6 +234,21 @@ impl AdamW {
             };
             s.m = get(format!("adam.m.{}", s.name))?;
             s.v = get(format!("adam.v.{}", s.name))?;
+            s.t = match state.get(&format!("adam.t.{}", s.name)) {
+                Some(t) => {
+                    let v = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
+                    match v.as_slice() {
+                        [x] if *x >= 0.0 && x.fract() == 0.0 && *x <= step as f64 => *x as u64,
+                        _ => {
+                            return Err(Error::input(format!(
+                                "checkpoint has a bad step count for '{}'",
+                                s.name
+                            )))
+                        }
+                    }
+                }
+                None => step,
+            };
         }
         self.step = step;
         Ok(())
@@ -284,6 +318,48 @@ mod tests {
         let mut opt2 = AdamW::new(vec![("w".into(), var.clone(), 1.0)], cfg).unwrap();
         opt2.load_state(&st, 1).unwrap();
         assert_eq!(opt2.step_count(), 1);
+    }
+
+    #[test]
+    fn a_parameter_without_gradients_is_untouched_and_starts_fresh() {
+        let dev = Device::Cpu;
+        let a = Var::from_tensor(&Tensor::new(&[[1f64, 2.0]], &dev).unwrap()).unwrap();
+        let b = Var::from_tensor(&Tensor::new(&[[3f64, -4.0]], &dev).unwrap()).unwrap();
+        let cfg = AdamWConfig {
+            weight_decay: 0.0,
+            ..Default::default()
+        };
+        let vars = || {
+            vec![
+                ("a".to_string(), a.clone(), 1.0),
+                ("b".to_string(), b.clone(), 1.0),
+            ]
+        };
+        let mut opt = AdamW::new(vars(), cfg).unwrap();
+        let g = Tensor::new(&[[0.5f64, -0.5]], &dev).unwrap();
+        // Step 1: only `a` has a gradient; `b` and its moments stay as they were.
+        opt.step_grads(vec![Some(g.clone()), None], 0.1, 1.0)
+            .unwrap();
+        assert_eq!(b.as_tensor().to_vec2::<f64>().unwrap(), [[3.0, -4.0]]);
+        assert_eq!(opt.param_steps("a"), Some(1));
+        assert_eq!(opt.param_steps("b"), Some(0));
+        // A checkpoint taken now restores the per-parameter counts.
+        let st = opt.state();
+        let mut opt2 = AdamW::new(vars(), cfg).unwrap();
+        opt2.load_state(&st, 1).unwrap();
+        assert_eq!(opt2.param_steps("b"), Some(0));
+        // Step 2: `b`'s first update is bias-corrected as a first step: lr × sign(g).
+        opt2.step_grads(vec![Some(g.clone()), Some(g)], 0.1, 1.0)
+            .unwrap();
+        let got = b.as_tensor().to_vec2::<f64>().unwrap();
+        assert!((got[0][0] - 2.9).abs() < 1e-7 && (got[0][1] + 3.9).abs() < 1e-7);
+        // An old checkpoint without step counts counts the global step for every parameter.
+        let old: HashMap<String, Tensor> = st
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("adam.t."))
+            .collect();
+        opt2.load_state(&old, 1).unwrap();
+        assert_eq!(opt2.param_steps("b"), Some(1));
     }
 
     #[test]

@@ -1,0 +1,221 @@
+//! `genolm benchmark promoters --split homology`: homology folds keep families whole and classes
+//! balanced, the report puts published-split and homology-split numbers side by side with each
+//! split's train/test leakage (synthetic families; then a real set, skipped without data).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use genolm::cli::benchmark::homology_folds;
+use genolm::data::LabeledSet;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const BIN: &str = env!("CARGO_BIN_EXE_genolm");
+
+/// Write `n_fam` families of `size` near-identical 81 bp sequences (3 substitutions each from
+/// the family's base) as a gzipped FASTA; positives carry a TATAAT box at position 40.
+fn families(path: &Path, tag: &str, n_fam: usize, size: usize, motif: bool, rng: &mut ChaCha8Rng) {
+    let mut text = String::new();
+    for f in 0..n_fam {
+        let mut base: Vec<u8> = (0..81).map(|_| b"ACGT"[rng.random_range(0..4)]).collect();
+        if motif {
+            base[40..46].copy_from_slice(b"TATAAT");
+        }
+        for m in 0..size {
+            let mut s = base.clone();
+            for _ in 0..3 {
+                let i = rng.random_range(0..81);
+                if !(motif && (40..46).contains(&i)) {
+                    s[i] = b"ACGT"[rng.random_range(0..4)];
+                }
+            }
+            text.push_str(&format!(
+                ">{tag}_fam{f}_m{m}\n{}\n",
+                String::from_utf8(s).unwrap()
+            ));
+        }
+    }
+    let file = std::fs::File::create(path).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap();
+}
+
+/// A data directory holding a synthetic `cnnprom_bacillus` set (200 positives, 400 negatives,
+/// families of 5).
+fn synthetic_data(dir: &Path) -> PathBuf {
+    let c = dir.join("promoters/cnnprom");
+    std::fs::create_dir_all(&c).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    families(&c.join("Bacillus_prom.fa.gz"), "pos", 40, 5, true, &mut rng);
+    families(
+        &c.join("Bacillus_non_prom.fa.gz"),
+        "neg",
+        80,
+        5,
+        false,
+        &mut rng,
+    );
+    dir.to_path_buf()
+}
+
+fn family(name: &str) -> &str {
+    name.rsplit_once("_m").unwrap().0
+}
+
+#[test]
+fn homology_folds_keep_families_whole_and_classes_balanced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synthetic_data(tmp.path());
+    let c = data.join("promoters/cnnprom");
+    let spec = format!(
+        "promoter={},non_promoter={}",
+        c.join("Bacillus_prom.fa.gz").display(),
+        c.join("Bacillus_non_prom.fa.gz").display()
+    );
+    let set = LabeledSet::load(&spec, Default::default()).unwrap();
+    let (folds, stats) = homology_folds(&set, 5, 0.8, 0).unwrap();
+    assert_eq!(stats.clusters, 120, "{stats:?}");
+    assert_eq!(folds.len(), 5);
+    let mut seen = vec![0usize; set.len()];
+    for f in &folds {
+        for &i in &f.test {
+            seen[i] += 1;
+        }
+        let train_fams: std::collections::HashSet<&str> =
+            f.train.iter().map(|&i| family(&set.names[i])).collect();
+        assert!(f
+            .test
+            .iter()
+            .all(|&i| !train_fams.contains(family(&set.names[i]))));
+        // A fifth of each class (families are dealt whole: 8 of 40 positive, 16 of 80 negative).
+        let pos = f.test.iter().filter(|&&i| set.labels[i] == 1).count();
+        assert_eq!((pos, f.test.len() - pos), (40, 80), "{:?}", set.classes);
+    }
+    assert!(seen.iter().all(|&s| s == 1), "test folds partition the set");
+}
+
+#[test]
+fn quick_benchmark_reports_published_and_homology_splits_side_by_side() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synthetic_data(&tmp.path().join("data"));
+    let out = tmp.path().join("bench");
+    let o = Command::new(BIN)
+        .args([
+            "--threads",
+            "2",
+            "benchmark",
+            "promoters",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--sets",
+            "cnnprom_bacillus",
+            "--quick",
+            "--epochs",
+            "1",
+            "--model",
+            "gb-cnn",
+            "--split",
+            "homology",
+            "--identity",
+            "0.8",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["split"], "published+homology");
+    let set = &r["sets"][0];
+    let hom = &set["homology"];
+    assert_eq!(hom["folds_run"], 1);
+    assert_eq!(hom["folds_total"], set["folds_total"]);
+    // Same test fraction as the protocol (one fifth).
+    assert_eq!(hom["folds"][0]["n_test"], 120);
+    // The random CV split leaks family members into the test fold; the homology split does not.
+    let published_leak = set["folds"][0]["leakage"]["count"].as_u64().unwrap();
+    assert!(published_leak > 50, "{}", set["folds"][0]["leakage"]);
+    assert_eq!(hom["folds"][0]["leakage"]["count"], 0);
+    for part in [set, hom] {
+        let auroc = part["mean"]["auroc"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&auroc));
+    }
+    assert!(out
+        .join("cnnprom_bacillus/homology/fold_1/model.safetensors")
+        .exists());
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("| cnnprom_bacillus | published | 1/5 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| cnnprom_bacillus | homology | 1/5 | 0 (0.0 %) |"),
+        "{md}"
+    );
+    // A bad identity is one line, exit code 2.
+    let o = Command::new(BIN)
+        .args([
+            "benchmark",
+            "promoters",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--split",
+            "homology",
+            "--identity",
+            "1.5",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--identity must be in (0, 1]"));
+}
+
+#[test]
+fn real_set_homology_split_has_no_leakage_at_the_threshold() {
+    let Some(data) = genolm::io::data_dir(None) else {
+        eprintln!("SKIP: no data directory");
+        return;
+    };
+    let c = data.join("promoters/cnnprom");
+    if !c.join("Arabidopsis_tata.fa.gz").is_file() {
+        eprintln!("SKIP: {} missing", c.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("bench");
+    let o = Command::new(BIN)
+        .args([
+            "--threads",
+            "2",
+            "benchmark",
+            "promoters",
+            "--sets",
+            "cnnprom_arabidopsis_tata",
+            "--quick",
+            "--epochs",
+            "1",
+            "--model",
+            "gb-cnn",
+            "--split",
+            "homology",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let set = &r["sets"][0];
+    let hom = &set["homology"]["folds"][0];
+    assert_eq!(hom["leakage"]["count"], 0, "{}", hom["leakage"]);
+    // 4,376 records, test fraction one fifth within a few clusters' slack.
+    let n = hom["n_test"].as_u64().unwrap() as f64;
+    assert!((n / 4376.0 - 0.2).abs() < 0.02, "n_test {n}");
+    assert!(set["folds"][0]["leakage"]["count"].as_u64().is_some());
+}
