@@ -186,15 +186,7 @@ impl Classifier {
             )));
         }
         let (p, b) = (params.pp("backbone"), buffers.pp("backbone"));
-        let backbone: Box<dyn Backbone> = match &cfg.backbone {
-            BackboneConfig::GbCnn(c) => Box::new(gb_cnn::GbCnn::new(c, cfg.vocab_size, p, b)?),
-            BackboneConfig::Cnn(c) => Box::new(cnn::DilatedCnn::new(c, cfg.vocab_size, p, b)?),
-            BackboneConfig::Mamba(c) => Box::new(mamba::Mamba::new(c, cfg.vocab_size, p, b)?),
-            BackboneConfig::Hyena(c) => Box::new(hyena::Hyena::new(c, cfg.vocab_size, p, b)?),
-            BackboneConfig::Transformer(c) => {
-                Box::new(transformer::Transformer::new(c, cfg.vocab_size, p, b)?)
-            }
-        };
+        let backbone = build_backbone(&cfg.backbone, cfg.vocab_size, p, b)?;
         let out_len = backbone.out_len(cfg.seq_len);
         if out_len == 0 {
             return Err(Error::input(format!(

@@ -46,9 +46,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::windows::{Genome, SoftMask, WindowOptions};
 use crate::error::{Error, Result};
-use crate::models::{
-    cnn, gb_cnn, hyena, mamba, transformer, Backbone, BackboneConfig, Ctx, Weights,
-};
+use crate::models::{build_backbone, Backbone, BackboneConfig, Ctx, Weights};
 use crate::ops::{self, Linear};
 use crate::tokenize::{self, Tokenizer};
 use crate::train::classify::{load_tensors, save_tensors};
@@ -341,22 +339,6 @@ pub struct LanguageModel {
     pub head: Linear,
     /// The config it was built from.
     pub config: LmConfig,
-}
-
-/// Build the backbone of `cfg` for a vocabulary of `vocab` ids (as [`crate::models::Classifier`]).
-pub fn build_backbone(
-    cfg: &BackboneConfig,
-    vocab: usize,
-    p: VarBuilder,
-    b: VarBuilder,
-) -> Result<Box<dyn Backbone>> {
-    Ok(match cfg {
-        BackboneConfig::GbCnn(c) => Box::new(gb_cnn::GbCnn::new(c, vocab, p, b)?),
-        BackboneConfig::Cnn(c) => Box::new(cnn::DilatedCnn::new(c, vocab, p, b)?),
-        BackboneConfig::Mamba(c) => Box::new(mamba::Mamba::new(c, vocab, p, b)?),
-        BackboneConfig::Hyena(c) => Box::new(hyena::Hyena::new(c, vocab, p, b)?),
-        BackboneConfig::Transformer(c) => Box::new(transformer::Transformer::new(c, vocab, p, b)?),
-    })
 }
 
 /// True if the backbone's output at position `t` depends only on inputs `0..=t`.
