@@ -652,3 +652,163 @@ fn decode_speed() {
         out.len()
     );
 }
+
+// ---- Sequence signals (`infer::signals`) --------------------------------------------------
+
+use genolm::infer::signals::{Piece, Signals, ACCEPTOR_BEFORE, DONOR_BEFORE, START_BEFORE};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// A sequence with single-exon genes on both strands whose inner codons come from a small
+/// biased set, and the gene models.
+fn biased_genes(seed: u64, len: usize, n_genes: usize) -> (Vec<u8>, Vec<Gene>) {
+    const CODONS: [&[u8; 3]; 5] = [b"GCT", b"GAA", b"AAG", b"CTG", b"ATC"];
+    let mut r = ChaCha8Rng::seed_from_u64(seed);
+    let mut seq = random_seq(&mut r, len);
+    let slot = len / n_genes;
+    let mut genes = Vec::new();
+    for k in 0..n_genes {
+        let cds_len = 3 * r.random_range(80..160);
+        let at = k * slot + r.random_range(50..slot - cds_len - 200);
+        let g = plant(
+            &mut r,
+            &mut seq,
+            "s1",
+            &Plan::new(at, k % 2 == 1, &[cds_len], &[]),
+        );
+        let iv = g.transcripts[0].cds[0].iv;
+        let mut inner = Vec::new();
+        while inner.len() < cds_len - 6 {
+            inner.extend_from_slice(CODONS[r.random_range(0..CODONS.len())]);
+        }
+        if g.strand == Strand::Minus {
+            seq[iv.start + 3..iv.end - 3].copy_from_slice(&revcomp(&inner));
+        } else {
+            seq[iv.start + 3..iv.end - 3].copy_from_slice(&inner);
+        }
+        genes.push(g);
+    }
+    (seq, genes)
+}
+
+fn pieces<'a>(seq: &'a [u8], tracks: &'a LabelTracks) -> Vec<Piece<'a>> {
+    vec![
+        Piece {
+            seq: Cow::Borrowed(seq),
+            track: Cow::Borrowed(&tracks.plus),
+        },
+        Piece {
+            seq: Cow::Owned(revcomp(seq)),
+            track: Cow::Owned(tracks.minus.iter().rev().copied().collect()),
+        },
+    ]
+}
+
+#[test]
+fn signals_fit_counts_sites_and_normalises() {
+    // Spliced genes with canonical sites on both strands: one donor and one acceptor per intron.
+    let mut r = ChaCha8Rng::seed_from_u64(5);
+    let len = 6000;
+    let mut seq = random_seq(&mut r, len);
+    let plans = [
+        Plan::new(200, false, &[90, 60, 120], &[80, 100]),
+        Plan::new(2500, true, &[150, 51], &[70]),
+        Plan::new(4200, false, &[300], &[]),
+    ];
+    let genes: Vec<Gene> = plans
+        .iter()
+        .map(|p| plant(&mut r, &mut seq, "s1", p))
+        .collect();
+    let tracks = LabelTracks::from_genes(len, &genes);
+    let sig = Signals::fit(3, pieces(&seq, &tracks)).unwrap();
+    sig.validate().unwrap();
+    assert_eq!(sig.sites, [3, 3, 3], "donors, acceptors, starts");
+    // Every content row is a distribution.
+    for row in sig.content.chunks(4) {
+        let s: f32 = row.iter().map(|x| x.exp()).sum();
+        assert!((s - 1.0).abs() < 1e-4, "{s}");
+    }
+    // The fixed GT / AG columns score 0; the other columns do not all.
+    for j in [DONOR_BEFORE, DONOR_BEFORE + 1] {
+        assert!(sig.donor[j * 4..j * 4 + 4].iter().all(|&x| x == 0.0));
+    }
+    for j in [ACCEPTOR_BEFORE - 2, ACCEPTOR_BEFORE - 1] {
+        assert!(sig.acceptor[j * 4..j * 4 + 4].iter().all(|&x| x == 0.0));
+    }
+    for j in START_BEFORE..START_BEFORE + 3 {
+        assert!(sig.start[j * 4..j * 4 + 4].iter().all(|&x| x == 0.0));
+    }
+    assert!(sig.donor.iter().any(|&x| x != 0.0));
+    assert!(sig.start.iter().any(|&x| x != 0.0));
+    // Codon positions: 3 CDS slots share the CDS bases (stop codon included).
+    let cds: usize = plans
+        .iter()
+        .map(|p| p.cds_exons.iter().sum::<usize>())
+        .sum();
+    let counted: u64 = sig.bases[..3].iter().sum();
+    // Bases whose 3-base context is inside the sequence: all CDS bases here.
+    assert_eq!(counted as usize, cds);
+    assert!(sig.bases[0].abs_diff(sig.bases[2]) <= 3);
+    // Bad input: too high an order, mismatched lengths.
+    assert!(Signals::fit(9, pieces(&seq, &tracks)).is_err());
+    let bad = Piece {
+        seq: Cow::Borrowed(&seq[..10]),
+        track: Cow::Borrowed(&tracks.plus[..9]),
+    };
+    assert!(Signals::fit(2, [bad]).is_err());
+}
+
+#[test]
+fn signals_with_zero_weight_change_nothing_and_content_finds_genes_alone() {
+    let (train_seq, train_genes) = biased_genes(1, 40_000, 24);
+    let tracks = LabelTracks::from_genes(train_seq.len(), &train_genes);
+    let sig = Arc::new(Signals::fit(4, pieces(&train_seq, &tracks)).unwrap());
+    // The coding models learned the bias: GCT in frame scores far above the background.
+    let (test_seq, test_genes) = biased_genes(2, 20_000, 10);
+    let n = test_seq.len();
+    // Uninformative network: every class equally likely.
+    let flat = vec![1.0 / NUM_CLASSES as f32; n * NUM_CLASSES];
+    let base = DecodeConfig {
+        min_cds: 90,
+        ..DecodeConfig::default()
+    };
+    let none = decode("s1", 0, &test_seq, &flat, &flat, &base).unwrap();
+    let zero = DecodeConfig {
+        signals: Some(sig.clone()),
+        ..base.clone()
+    };
+    assert_eq!(
+        decode("s1", 0, &test_seq, &flat, &flat, &zero).unwrap(),
+        none
+    );
+    let with = DecodeConfig {
+        signals: Some(sig),
+        content_weight: 1.0,
+        site_weight: 1.0,
+        ..base
+    };
+    let out = decode("s1", 0, &test_seq, &flat, &flat, &with).unwrap();
+    // Content alone finds the planted genes: exact CDS for most, on the right strands.
+    let exact = test_genes
+        .iter()
+        .filter(|g| {
+            out.iter().any(|p| {
+                p.gene.strand == g.strand && p.gene.transcripts[0].cds == g.transcripts[0].cds
+            })
+        })
+        .count();
+    assert!(
+        exact * 10 >= test_genes.len() * 8,
+        "{exact} of {} genes exact; decoded {}",
+        test_genes.len(),
+        out.len()
+    );
+    assert!(
+        none.len() <= 1,
+        "flat probabilities alone call {} genes",
+        none.len()
+    );
+    for p in &out {
+        check_grammar(&test_seq, p, &with).unwrap();
+    }
+}

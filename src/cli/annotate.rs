@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::infer::decode::{self, DecodeConfig, Mode, PredictedGene};
+use crate::infer::decode::{self, DecodeConfig, PredictedGene};
 use crate::io::fasta::Reader;
 use crate::io::labels::{CLASS_NAMES, NUM_CLASSES};
 use crate::seq::{self, SeqPolicy};
@@ -65,9 +65,61 @@ pub struct Args {
     /// Do not average with the reverse complement.
     #[arg(long)]
     pub no_rc_average: bool,
+    /// Decoder: cost (nats) of opening a gene (default: the run's `decoder.json`, else 10).
+    #[arg(long)]
+    pub gene_penalty: Option<f64>,
+    /// Decoder: cost (nats) of opening an intron (default: `decoder.json`, else 4).
+    #[arg(long)]
+    pub intron_penalty: Option<f64>,
+    /// Decoder: weight of the network's log-probabilities (default: `decoder.json`, else 1).
+    #[arg(long)]
+    pub nn_weight: Option<f64>,
+    /// Decoder: weight of the run's content models (default: `decoder.json`, else 0).
+    #[arg(long)]
+    pub content_weight: Option<f64>,
+    /// Decoder: weight of the run's site matrices (donor, acceptor, start) (default: `decoder.json`, else 0).
+    #[arg(long)]
+    pub site_weight: Option<f64>,
+    /// Decoder: ignore the run's `signals.json` and `decoder.json` (network alone, defaults).
+    #[arg(long)]
+    pub no_signals: bool,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The decoder settings: `--mode`'s defaults, then the run's `signals.json` and
+/// `decoder.json` (unless `--no-signals`), then the flags given.
+fn decoder_config(args: &Args, run: &LoadedSegmentRun) -> Result<DecodeConfig> {
+    let mut cfg = match args.mode {
+        GenomeMode::Eukaryote => DecodeConfig::default(),
+        GenomeMode::Prokaryote => DecodeConfig::prokaryote(),
+    };
+    if !args.no_signals {
+        cfg.signals = run.signals.clone().map(std::sync::Arc::new);
+        if let Some(s) = crate::infer::tune::read_run_decoder(&args.model)? {
+            s.apply(&mut cfg);
+        }
+    }
+    let set = |slot: &mut f64, v: Option<f64>| {
+        if let Some(v) = v {
+            *slot = v;
+        }
+    };
+    set(&mut cfg.gene_penalty, args.gene_penalty);
+    set(&mut cfg.intron_penalty, args.intron_penalty);
+    set(&mut cfg.nn_weight, args.nn_weight);
+    set(&mut cfg.content_weight, args.content_weight);
+    set(&mut cfg.site_weight, args.site_weight);
+    if cfg.signals.is_none() && (cfg.content_weight > 0.0 || cfg.site_weight > 0.0) {
+        return Err(Error::input(format!(
+            "--content-weight/--site-weight need the run's signals.json, which {} does not \
+             have (or --no-signals was given); retrain, or resume the run with this version",
+            args.model.display()
+        )));
+    }
+    cfg.check()?;
+    Ok(cfg)
 }
 
 /// Run-length writer of a bedGraph track.
@@ -226,18 +278,13 @@ fn stream(
             tiles.tile, tiles.overlap
         )));
     }
+    let decode_cfg = decoder_config(args, run)?;
     let mut st = Streamer {
         run,
         tiles,
         chunk: args.chunk,
         ctx: args.chunk_overlap,
-        decode: DecodeConfig {
-            mode: match args.mode {
-                GenomeMode::Eukaryote => Mode::Eukaryote,
-                GenomeMode::Prokaryote => Mode::Prokaryote,
-            },
-            ..DecodeConfig::default()
-        },
+        decode: DecodeConfig { ..decode_cfg },
         bed_class,
         bed: bed.map(|w| BedRuns {
             w,

@@ -6,6 +6,9 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::error::{Error, Result};
+use crate::infer::decode::DecodeConfig;
+use crate::infer::signals;
+use crate::infer::tune::{self, DecoderSettings, Evidence};
 use crate::io::labels::{CLASS_NAMES, NUM_CLASSES};
 use crate::models::{ModelConfig, UNetConfig};
 use crate::tokenize;
@@ -38,6 +41,10 @@ pub struct SegmentArgs {
     /// Segment: a TOML file with the U-Net head settings.
     #[arg(long)]
     pub unet_config: Option<PathBuf>,
+    /// Segment: Markov order of the decoder's content models (0 to 8; default: the best of
+    /// 2, 3, 4, 5 on the validation region).
+    #[arg(long)]
+    pub signal_order: Option<usize>,
 }
 
 /// Run `genolm train --task segment`.
@@ -141,6 +148,11 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
             segment::evaluate(&model, tok.as_ref(), &data, &data.test, &tiles)?.report(),
         )
     };
+    let orders = match s.signal_order {
+        Some(k) => vec![k],
+        None => vec![2, 3, 4, 5],
+    };
+    let annotation = tune_decoder(&args.out, &model, tok.as_ref(), &data, &tiles, &orders)?;
     let bases = |regions: &[(usize, usize, usize)]| -> usize {
         regions.iter().map(|&(_, a, b)| b - a).sum()
     };
@@ -162,6 +174,7 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
         "test_bases": bases(&data.test),
         "class_counts_train": CLASS_NAMES.iter().zip(counts).map(|(c, n)| (c.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "class_weights": CLASS_NAMES.iter().zip(&weights).map(|(c, w)| (c.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
+        "annotation": annotation,
         "seconds": started.elapsed().as_secs_f64(),
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
@@ -185,4 +198,134 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Per-base probabilities of `regions` as decoder evidence.
+fn evidence(
+    model: &crate::models::SegmentModel,
+    tok: &dyn tokenize::Tokenizer,
+    data: &segment::GenomeData,
+    regions: &[(usize, usize, usize)],
+    tiles: &TileOptions,
+) -> Result<Vec<Evidence>> {
+    regions
+        .iter()
+        .map(|&(r, s, e)| {
+            let rec = &data.records[r];
+            let (plus, minus) =
+                segment::predict_region(model, tok, &rec.seq[s..e], tiles, &|_| {})?;
+            Ok(Evidence {
+                seqid: rec.name.clone(),
+                offset: s,
+                seq: rec.seq[s..e].to_vec(),
+                plus,
+                minus,
+            })
+        })
+        .collect()
+}
+
+/// Fit the decoder's sequence signals on the training region for each Markov order in
+/// `orders`, choose the order and decoder settings on the validation region (`signals.json`,
+/// `decoder.json`), then decode the test region with them and with the network alone; returns
+/// the `annotation` object of `report.json` (null without a validation region or reference
+/// genes, when only `signals.json` of the first order is written).
+fn tune_decoder(
+    dir: &std::path::Path,
+    model: &crate::models::SegmentModel,
+    tok: &dyn tokenize::Tokenizer,
+    data: &segment::GenomeData,
+    tiles: &TileOptions,
+    orders: &[usize],
+) -> Result<serde_json::Value> {
+    let fit = |k: usize| signals::fit_regions(&data.records, &data.train, k);
+    if data.valid.is_empty() || data.reference.genes.is_empty() {
+        signals::write_run_signals(dir, &fit(orders[0])?)?;
+        return Ok(serde_json::Value::Null);
+    }
+    let valid = evidence(model, tok, data, &data.valid, tiles)?;
+    let mut best: Option<(tune::Trial, Vec<tune::Trial>, DecodeConfig)> = None;
+    for &k in orders {
+        let base = DecodeConfig {
+            signals: Some(std::sync::Arc::new(fit(k)?)),
+            ..DecodeConfig::default()
+        };
+        let trials = tune::tune(&valid, &data.reference, &base, &tune::default_grid(true))?;
+        let top = tune::best(&trials)
+            .cloned()
+            .ok_or_else(|| Error::Internal("empty decoder grid".into()))?;
+        eprintln!(
+            "decoder, content order {k}: best validation objective {:.4}",
+            top.objective
+        );
+        if best.as_ref().is_none_or(|b| top.objective > b.0.objective) {
+            best = Some((top, trials, base));
+        }
+    }
+    let (chosen, trials, base) =
+        best.ok_or_else(|| Error::Internal("no signal order to try".into()))?;
+    if let Some(sig) = &base.signals {
+        signals::write_run_signals(dir, sig)?;
+    }
+    let network_only = tune::tune(
+        &valid,
+        &data.reference,
+        &base,
+        &[DecoderSettings::default()],
+    )?
+    .remove(0);
+    let file = tune::DecoderFile {
+        settings: chosen.settings,
+        chosen: chosen.clone(),
+        network_only: network_only.clone(),
+        trials,
+    };
+    let text = serde_json::to_string_pretty(&file).map_err(|e| Error::Internal(e.to_string()))?;
+    run::write_text(dir, "decoder.json", &(text + "\n"))?;
+    let s = &chosen.settings;
+    eprintln!(
+        "decoder chosen on validation: order {} nn {} content {} site {} gene {} intron {} \
+         (base.cds F1 {:.4}, exon.all F1 {:.4}; network alone {:.4}, {:.4})",
+        base.signals.as_ref().map_or(0, |g| g.order),
+        s.nn_weight,
+        s.content_weight,
+        s.site_weight,
+        s.gene_penalty,
+        s.intron_penalty,
+        chosen.base_cds_f1,
+        chosen.exon_all_f1,
+        network_only.base_cds_f1,
+        network_only.exon_all_f1
+    );
+    let mut out = json!({
+        "decoder": s,
+        "signal_order": base.signals.as_ref().map(|g| g.order),
+        "valid": chosen,
+        "valid_network_only": network_only,
+    });
+    if !data.test.is_empty() {
+        let test = evidence(model, tok, data, &data.test, tiles)?;
+        let mut cfg = base.clone();
+        s.apply(&mut cfg);
+        let (rep, _) = tune::decode_and_evaluate(&test, &data.reference, &cfg)?;
+        let mut alone = base;
+        DecoderSettings::default().apply(&mut alone);
+        let (rep0, _) = tune::decode_and_evaluate(&test, &data.reference, &alone)?;
+        let f1 = |r: &crate::infer::evaluate::Report, l: &str, f: &str| {
+            r.total(l, f).map_or(0.0, |c| c.f1())
+        };
+        eprintln!(
+            "decoded test genes: base.cds F1 {:.4}, exon.all F1 {:.4}, gene.all F1 {:.4} \
+             (network alone: {:.4}, {:.4}, {:.4})",
+            f1(&rep, "base", "cds"),
+            f1(&rep, "exon", "all"),
+            f1(&rep, "gene", "all"),
+            f1(&rep0, "base", "cds"),
+            f1(&rep0, "exon", "all"),
+            f1(&rep0, "gene", "all")
+        );
+        out["test"] = rep.to_json();
+        out["test_network_only"] = rep0.to_json();
+    }
+    Ok(out)
 }

@@ -33,9 +33,11 @@
 //! other.
 
 use crate::error::{Error, Result};
+use crate::infer::signals::{Signals, CONTENT_SLOTS, SLOT_INTRON, SLOT_OTHER};
 use crate::io::gff::{CdsPart, Gene, Interval, Strand, Transcript};
 use crate::io::gffwrite::fill_phases;
 use crate::io::labels::{self, NUM_CLASSES};
+use std::sync::Arc;
 
 /// Genome kind: prokaryotes have no introns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,15 @@ pub struct DecodeConfig {
     pub prob_floor: f32,
     /// Accept `GTG` and `TTG` start codons besides `ATG` (bacterial starts).
     pub alt_starts: bool,
+    /// Sequence signals (content models, site matrices) added to the network's evidence.
+    pub signals: Option<Arc<Signals>>,
+    /// Weight of the network's log-probabilities in every emission.
+    pub nn_weight: f64,
+    /// Weight of the content models' log-probabilities in every emission.
+    pub content_weight: f64,
+    /// Weight of the site matrices: donor and acceptor log-odds on intron entry and exit, start
+    /// context on entering the start codon.
+    pub site_weight: f64,
 }
 
 impl Default for DecodeConfig {
@@ -78,6 +89,10 @@ impl Default for DecodeConfig {
             intron_penalty: 4.0,
             prob_floor: 1e-6,
             alt_starts: false,
+            signals: None,
+            nn_weight: 1.0,
+            content_weight: 0.0,
+            site_weight: 0.0,
         }
     }
 }
@@ -92,7 +107,8 @@ impl DecodeConfig {
         }
     }
 
-    fn check(&self) -> Result<()> {
+    /// Check the settings (lengths, finite non-negative weights and penalties, signal tables).
+    pub fn check(&self) -> Result<()> {
         if self.mode == Mode::Eukaryote && self.min_intron < 4 {
             return Err(Error::input(format!(
                 "decoder: min_intron must be at least 4 (GT...AG), got {}",
@@ -104,6 +120,14 @@ impl DecodeConfig {
             return Err(Error::input(
                 "decoder: gene and intron penalties must be finite and >= 0",
             ));
+        }
+        if !finite(self.nn_weight) || !finite(self.content_weight) || !finite(self.site_weight) {
+            return Err(Error::input(
+                "decoder: network, content and site weights must be finite and >= 0",
+            ));
+        }
+        if let Some(sig) = &self.signals {
+            sig.validate()?;
         }
         if !(self.prob_floor > 0.0 && self.prob_floor < 1.0) {
             return Err(Error::input("decoder: prob_floor must be in (0, 1)"));
@@ -160,6 +184,50 @@ const SLOT_CLASS: [u8; 5] = [
     labels::INTRON,
     labels::UTR3,
 ];
+
+/// Content slot of each state: codon position 0/1/2, intron, other.
+const CSLOT: [usize; NUM_STATES] = [
+    SLOT_OTHER,  // IG
+    SLOT_OTHER,  // U5
+    SLOT_INTRON, // U5I
+    0,           // S0
+    1,           // S1
+    2,           // S2
+    0,           // C0
+    1,           // C1
+    1,           // C1T
+    1,           // C1N
+    2,           // C2
+    SLOT_INTRON, // I0
+    SLOT_INTRON, // I1T
+    SLOT_INTRON, // I1N
+    SLOT_INTRON, // I2TA
+    SLOT_INTRON, // I2TG
+    SLOT_INTRON, // I2N
+    0,           // X0
+    1,           // X1
+    2,           // X2
+    SLOT_OTHER,  // U3
+    SLOT_INTRON, // U3I
+];
+
+/// Per-state emission scores at base `i`: network log-probabilities plus weighted content.
+#[inline]
+fn state_emissions(p: &[f32], b: &[u8], i: usize, cfg: &DecodeConfig) -> [f64; NUM_STATES] {
+    let e = emissions(p, cfg.prob_floor);
+    let c: [f64; CONTENT_SLOTS] = match &cfg.signals {
+        Some(sig) if cfg.content_weight > 0.0 => match sig.content_at(b, i) {
+            Some(c) => c.map(|x| cfg.content_weight * f64::from(x)),
+            None => [0.0; CONTENT_SLOTS],
+        },
+        _ => [0.0; CONTENT_SLOTS],
+    };
+    let mut out = [0.0; NUM_STATES];
+    for (s, o) in out.iter_mut().enumerate() {
+        *o = cfg.nn_weight * e[EMIT[s]] + c[CSLOT[s]];
+    }
+    out
+}
 
 fn is_intron(s: usize) -> bool {
     matches!(s, U5I | I0 | I1T | I1N | I2TA | I2TG | I2N | U3I)
@@ -274,7 +342,13 @@ where
     }
     let euk = cfg.mode == Mode::Eukaryote;
     let l = cfg.min_intron.max(4);
-    let floor = cfg.prob_floor;
+    let sites = match &cfg.signals {
+        Some(sig) if cfg.site_weight > 0.0 => Some((sig.as_ref(), cfg.site_weight)),
+        _ => None,
+    };
+    let donor_bonus = |g: usize| sites.map_or(0.0, |(s, w)| w * f64::from(s.donor_at(b, g)));
+    let start_bonus = |a: usize| sites.map_or(0.0, |(s, w)| w * f64::from(s.start_at(b, a)));
+    let acceptor_bonus = |a: usize| sites.map_or(0.0, |(s, w)| w * f64::from(s.acceptor_at(b, a)));
     let gp = cfg.gene_penalty;
     let ip = cfg.intron_penalty;
     let at = |i: usize| -> u8 { b.get(i).copied().unwrap_or(N) };
@@ -298,7 +372,7 @@ where
         let mut s = 0.0f64;
         pre.push(0.0);
         for i in 0..n {
-            s += emissions(row(i), floor)[3];
+            s += state_emissions(row(i), b, i, cfg)[I0];
             pre.push(s);
         }
     }
@@ -307,12 +381,8 @@ where
     // Ring of past score vectors, for the jumps from position i-L.
     let ring = l + 1;
     let mut hist = vec![[neg; NUM_STATES]; ring];
-    let mut v = [neg; NUM_STATES];
+    let mut v = state_emissions(row(0), b, 0, cfg);
     {
-        let e = emissions(row(0), floor);
-        for (s, x) in v.iter_mut().enumerate() {
-            *x = e[EMIT[s]];
-        }
         if !start_codon(0) {
             v[S0] = neg;
         }
@@ -324,7 +394,7 @@ where
         hist[0] = v;
     }
     for i in 1..n {
-        let e = emissions(row(i), floor);
+        let e = state_emissions(row(i), b, i, cfg);
         let mut nv = [neg; NUM_STATES];
         let bpi = &mut bp[i * NUM_STATES..(i + 1) * NUM_STATES];
         macro_rules! best {
@@ -340,11 +410,13 @@ where
                         }
                     }
                 )+
-                nv[$to] = m + e[EMIT[$to]];
+                nv[$to] = m + e[$to];
                 bpi[$to] = arg;
             }};
         }
         let acc = euk && i >= 2 && b[i - 2] == A && b[i - 1] == G;
+        // Acceptor bonus for leaving an intron at i (the exon starts here).
+        let ab = if acc { acceptor_bonus(i) } else { 0.0 };
         let stop_here = stop_at(i);
         let start_here = start_codon(i);
         best!(IG, (IG, v[IG], true), (X2, v[X2], true), (U3, v[U3], true));
@@ -352,15 +424,25 @@ where
             U5,
             (IG, v[IG] - gp, true),
             (U5, v[U5], true),
-            (U5I, v[U5I], acc)
+            (U5I, v[U5I] + ab, acc)
         );
-        best!(S0, (IG, v[IG] - gp, start_here), (U5, v[U5], start_here));
+        let sb = if start_here { start_bonus(i) } else { 0.0 };
+        best!(
+            S0,
+            (IG, v[IG] - gp + sb, start_here),
+            (U5, v[U5] + sb, start_here)
+        );
         best!(S1, (S0, v[S0], true));
         best!(S2, (S1, v[S1], true));
-        best!(C0, (S2, v[S2], true), (C2, v[C2], true), (I0, v[I0], acc));
+        best!(
+            C0,
+            (S2, v[S2], true),
+            (C2, v[C2], true),
+            (I0, v[I0] + ab, acc)
+        );
         best!(C1, (C0, v[C0], true));
-        best!(C1T, (I1T, v[I1T], acc));
-        best!(C1N, (I1N, v[I1N], acc));
+        best!(C1T, (I1T, v[I1T] + ab, acc));
+        best!(C1N, (I1N, v[I1N] + ab, acc));
         let bi = b[i];
         let not_a_or_g = bi != A && bi != G;
         best!(
@@ -368,19 +450,24 @@ where
             (C1, v[C1], !is_stop(at_back(i, 2), b[i - 1], bi)),
             (C1T, v[C1T], !is_stop(T, b[i - 1], bi)),
             (C1N, v[C1N], true),
-            (I2TA, v[I2TA], acc && not_a_or_g),
-            (I2TG, v[I2TG], acc && bi != A),
-            (I2N, v[I2N], acc)
+            (I2TA, v[I2TA] + ab, acc && not_a_or_g),
+            (I2TG, v[I2TG] + ab, acc && bi != A),
+            (I2N, v[I2N] + ab, acc)
         );
         best!(
             X0,
             (C2, v[C2], stop_here),
             (S2, v[S2], stop_here),
-            (I0, v[I0], acc && stop_here)
+            (I0, v[I0] + ab, acc && stop_here)
         );
         best!(X1, (X0, v[X0], true));
         best!(X2, (X1, v[X1], true));
-        best!(U3, (X2, v[X2], true), (U3, v[U3], true), (U3I, v[U3I], acc));
+        best!(
+            U3,
+            (X2, v[X2], true),
+            (U3, v[U3], true),
+            (U3I, v[U3I] + ab, acc)
+        );
         if euk {
             // Introns: stay, or jump in from the exon state at e = i - L (donor at e + 1).
             let jump = i >= l && donor(i + 1 - l);
@@ -388,7 +475,7 @@ where
                 let e0 = i - l;
                 (
                     &hist[e0 % ring],
-                    pre[i + 1] - pre[e0 + 1] - e[3] - ip,
+                    pre[i + 1] - pre[e0 + 1] - e[I0] - ip + donor_bonus(e0 + 1),
                     b[e0],
                     at_back(e0, 1),
                 )

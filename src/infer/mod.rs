@@ -2,3 +2,5 @@
 
 pub mod decode;
 pub mod evaluate;
+pub mod signals;
+pub mod tune;

@@ -164,6 +164,8 @@ pub struct GenomeData {
     pub genes: usize,
     /// Non-fatal GFF warnings.
     pub warnings: Vec<String>,
+    /// The GFF's genes with seqids renamed to their FASTA record names.
+    pub reference: gff::Annotation,
 }
 
 /// Load `fasta` and `gff`, build label tracks and split into regions.
@@ -209,9 +211,19 @@ pub fn load_genome(
         test: Vec::new(),
         genes: 0,
         warnings: ann.warnings.clone(),
+        reference: gff::Annotation {
+            source: gff_path.to_string(),
+            ..gff::Annotation::default()
+        },
     };
     for (i, r) in recs.into_iter().enumerate() {
         let genes = by_record.remove(&i).unwrap_or_default();
+        data.reference
+            .genes
+            .extend(genes.iter().map(|&g| gff::Gene {
+                seqid: r.name.clone(),
+                ..g.clone()
+            }));
         data.genes += genes.iter().filter(|g| !g.transcripts.is_empty()).count();
         let t = LabelTracks::from_genes(r.seq.len(), genes);
         let n = r.seq.len();
@@ -964,6 +976,8 @@ pub struct LoadedSegmentRun {
     pub weights: Weights,
     /// Its tokenizer.
     pub tokenizer: Box<dyn Tokenizer>,
+    /// Decoder sequence signals (`signals.json`), when the run has them.
+    pub signals: Option<crate::infer::signals::Signals>,
 }
 
 /// Load a segmentation run: config (task checked), tokenizer (vocabulary checked), weights.
@@ -985,10 +999,12 @@ pub fn load_run(dir: &Path) -> Result<LoadedSegmentRun> {
     let model = SegmentModel::new(&config.model_config(), p, b)?;
     let wpath: PathBuf = dir.join("model.safetensors");
     weights.load(&load_tensors(&wpath)?, &wpath.display().to_string())?;
+    let signals = crate::infer::signals::read_run_signals(dir)?;
     Ok(LoadedSegmentRun {
         config,
         model,
         weights,
         tokenizer,
+        signals,
     })
 }
