@@ -5,8 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use candle_core::Tensor;
 use genolm::train::classify::{build_model, load_tensors, save_tensors};
@@ -15,27 +14,9 @@ use genolm::train::run::RunConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_genolm");
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-/// Records `skip..skip + n` of each demo class as FASTA files in `dir`; returns their SPEC.
-fn demo_slice(dir: &Path, skip: usize, n: usize) -> String {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut spec = Vec::new();
-    for class in ["proximal", "distal"] {
-        let src = root().join(format!("datasets/demo/{class}.fa.gz"));
-        let recs =
-            genolm::io::fasta::read_records(&src.to_string_lossy(), Default::default()).unwrap();
-        let path = dir.join(format!("{class}.fa"));
-        let mut w = std::fs::File::create(&path).unwrap();
-        for r in recs.iter().skip(skip).take(n) {
-            genolm::io::fasta::write_record(&mut w, &r.name, "", &r.seq, 60).unwrap();
-        }
-        spec.push(format!("{class}={}", path.display()));
-    }
-    spec.join(",")
-}
+use common::demo_slice;
 
 fn genolm(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -449,31 +430,8 @@ fn a_killed_fine_tuning_run_resumes_to_identical_weights() {
 
     let part = tmp.path().join("part");
     let part_s = part.to_string_lossy().to_string();
-    let mut child = Command::new(BIN)
-        .args(train(&spec, &part_s, &extra))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill (SIGKILL) once a mid-epoch checkpoint exists and training has moved past it.
-    let t0 = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(part.join("metrics.jsonl")).unwrap_or_default();
-        let steps = log.lines().filter(|l| l.contains("\"step\"")).count();
-        if part.join("state.json").exists() && steps >= 5 {
-            break;
-        }
-        if child.try_wait().unwrap().is_some() || t0.elapsed() > Duration::from_secs(120) {
-            panic!("run finished or stalled before it could be killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        !part.join("report.json").exists(),
-        "killed too late to test resume"
-    );
+    common::kill_after_checkpoint(BIN, &train(&spec, &part_s, &extra), &part, 5);
     let mut resume = extra.to_vec();
     resume.push("--resume");
     run_ok(&train(&spec, &part_s, &resume));

@@ -3,8 +3,7 @@
 //! a real genome (report, determinism, exact resume after SIGKILL, clear errors).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor, Var};
 use genolm::data::windows::{n_fraction, Genome, SoftMask, WindowOptions};
@@ -15,6 +14,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const BIN: &str = env!("CARGO_BIN_EXE_genolm");
+
+mod common;
 
 fn genolm(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -576,30 +577,7 @@ fn killed_run_resumes_to_the_same_loss_curve() {
 
     let part = tmp.path().join("part");
     let part_s = part.to_string_lossy().to_string();
-    let mut child = Command::new(BIN)
-        .args(tiny_args(&genome, &part_s, &cfg, &extra))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(part.join("metrics.jsonl")).unwrap_or_default();
-        let steps = log.lines().filter(|l| l.contains("\"step\"")).count();
-        if part.join("state.json").exists() && steps >= 13 {
-            break;
-        }
-        if child.try_wait().unwrap().is_some() || t0.elapsed() > Duration::from_secs(120) {
-            panic!("run finished or stalled before it could be killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        !part.join("report.json").exists(),
-        "killed too late to test resume"
-    );
+    common::kill_after_checkpoint(BIN, &tiny_args(&genome, &part_s, &cfg, &extra), &part, 13);
     let mut resume = extra.to_vec();
     resume.push("--resume");
     let o = genolm(&tiny_args(&genome, &part_s, &cfg, &resume));

@@ -2,10 +2,13 @@
 //! run-directory contents, eval/predict agreement, and clear errors for bad configs and data.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_genolm");
+
+mod common;
+
+use common::demo_slice;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -14,23 +17,6 @@ fn root() -> PathBuf {
 /// A small real training set: the first `n` records of each demo class, as FASTA files.
 fn small_demo(dir: &Path, n: usize) -> String {
     demo_slice(dir, 0, n)
-}
-
-/// Records `skip..skip + n` of each demo class as FASTA files in `dir`; returns their SPEC.
-fn demo_slice(dir: &Path, skip: usize, n: usize) -> String {
-    let mut spec = Vec::new();
-    for class in ["proximal", "distal"] {
-        let src = root().join(format!("datasets/demo/{class}.fa.gz"));
-        let recs =
-            genolm::io::fasta::read_records(&src.to_string_lossy(), Default::default()).unwrap();
-        let path = dir.join(format!("{class}.fa"));
-        let mut w = std::fs::File::create(&path).unwrap();
-        for r in recs.iter().skip(skip).take(n) {
-            genolm::io::fasta::write_record(&mut w, &r.name, "", &r.seq, 60).unwrap();
-        }
-        spec.push(format!("{class}={}", path.display()));
-    }
-    spec.join(",")
 }
 
 fn genolm(args: &[&str]) -> Output {
@@ -161,31 +147,8 @@ fn killed_run_resumes_to_identical_metrics() {
 
     let part = tmp.path().join("part");
     let part_s = part.to_string_lossy().to_string();
-    let mut child = Command::new(BIN)
-        .args(train_args(&spec, &part_s, &extra))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
     // Kill (SIGKILL) once a mid-epoch checkpoint exists and training has moved past it.
-    let t0 = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(part.join("metrics.jsonl")).unwrap_or_default();
-        let steps = log.lines().filter(|l| l.contains("\"step\"")).count();
-        if part.join("state.json").exists() && steps >= 13 {
-            break;
-        }
-        if child.try_wait().unwrap().is_some() || t0.elapsed() > Duration::from_secs(120) {
-            panic!("run finished or stalled before it could be killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    assert!(
-        !part.join("report.json").exists(),
-        "killed too late to test resume"
-    );
+    common::kill_after_checkpoint(BIN, &train_args(&spec, &part_s, &extra), &part, 13);
     let o = genolm(&train_args(
         &spec,
         &part_s,

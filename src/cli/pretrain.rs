@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::cli::train::backbone_config;
+use crate::cli::train::{backbone_config, OptimArgs};
 use crate::data::windows::{Genome, SoftMask};
 use crate::error::{Error, Result};
 use crate::tokenize;
@@ -68,18 +68,9 @@ pub struct Args {
     /// Micro-batches per optimizer step.
     #[arg(long, default_value_t = 1)]
     pub accumulate: usize,
-    /// Peak learning rate (warmup, then cosine decay to 1 % of it).
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// AdamW weight decay.
-    #[arg(long, default_value_t = 0.01)]
-    pub weight_decay: f64,
-    /// Warmup fraction of the steps.
-    #[arg(long, default_value_t = 0.05)]
-    pub warmup: f64,
-    /// Clip the global gradient norm (0 = off).
-    #[arg(long, default_value_t = 1.0)]
-    pub clip_norm: f64,
+    /// Optimizer flags.
+    #[command(flatten)]
+    pub optim: OptimArgs,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -146,11 +137,11 @@ pub fn run(args: Args) -> Result<()> {
             objective: args.objective,
             batch_size: args.batch,
             accumulate: args.accumulate,
-            lr: args.lr,
-            weight_decay: args.weight_decay,
-            warmup_frac: args.warmup,
+            lr: args.optim.lr,
+            weight_decay: args.optim.weight_decay,
+            warmup_frac: args.optim.warmup,
             min_lr_ratio: 0.01,
-            clip_norm: args.clip_norm,
+            clip_norm: args.optim.clip_norm,
             seed: args.seed,
             max_steps: args.max_steps,
             eval_every: args.eval_every,

@@ -64,18 +64,9 @@ pub struct Args {
     /// Gradient accumulation steps.
     #[arg(long, default_value_t = 1)]
     pub accumulate: usize,
-    /// Peak learning rate.
-    #[arg(long, default_value_t = 1e-3)]
-    pub lr: f64,
-    /// AdamW weight decay.
-    #[arg(long, default_value_t = 0.01)]
-    pub weight_decay: f64,
-    /// Warmup fraction of all steps.
-    #[arg(long, default_value_t = 0.05)]
-    pub warmup: f64,
-    /// Clip the global gradient norm (0 = off).
-    #[arg(long, default_value_t = 1.0)]
-    pub clip_norm: f64,
+    /// Optimizer flags.
+    #[command(flatten)]
+    pub optim: OptimArgs,
     /// Early-stopping patience in epochs (0 = off).
     #[arg(long, default_value_t = 3)]
     pub patience: usize,
@@ -130,6 +121,23 @@ pub struct Args {
     pub backbone_lr_scale: Option<f64>,
 }
 
+/// Optimizer flags shared by `genolm train` and `genolm pretrain`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OptimArgs {
+    /// Peak learning rate (warmup, then cosine decay to 1 % of it).
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Warmup fraction of all steps.
+    #[arg(long, default_value_t = 0.05)]
+    pub warmup: f64,
+    /// Clip the global gradient norm (0 = off).
+    #[arg(long, default_value_t = 1.0)]
+    pub clip_norm: f64,
+}
+
 /// A `--threshold` value.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Threshold {
@@ -162,11 +170,11 @@ impl Args {
             epochs: self.epochs,
             batch_size: self.batch_size,
             accumulate: self.accumulate,
-            lr: self.lr,
-            weight_decay: self.weight_decay,
-            warmup_frac: self.warmup,
+            lr: self.optim.lr,
+            weight_decay: self.optim.weight_decay,
+            warmup_frac: self.optim.warmup,
             min_lr_ratio: 0.01,
-            clip_norm: self.clip_norm,
+            clip_norm: self.optim.clip_norm,
             patience: self.patience,
             metric: self.metric.clone(),
             rc_augment: !self.no_rc_augment,

@@ -8,7 +8,6 @@
 //! uninterrupted one.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -29,7 +28,9 @@ use crate::train::finetune;
 use crate::train::metrics::{
     binary_metrics_at, multi_metrics, BinaryMetrics, MultiMetrics, DEFAULT_THRESHOLD,
 };
-use crate::train::optim::{clip_factor, AdamW, AdamWConfig, Schedule};
+use crate::train::step::{
+    self, Accumulated, Checkpointer, EpochEnd, RunFiles, Stepped, Throughput,
+};
 
 /// Training options (stored in the run's `config.toml`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,13 +160,7 @@ pub fn encode_set(set: &LabeledSet, tok: &dyn Tokenizer, len: Option<usize>) -> 
     })
 }
 
-/// The RNG of item `index` of stream `stream` under `seed` (data order, step randomness).
-pub fn rng_for(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(stream);
-    r.set_word_pos(u128::from(index) << 20);
-    r
-}
+pub use crate::train::step::rng_for;
 
 /// The example order of epoch `epoch`.
 pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
@@ -314,13 +309,6 @@ pub struct RunState {
     pub history: Vec<(u64, f64, f64, f64)>,
 }
 
-/// Write `bytes` atomically to `path`.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::io::write_atomic(path, |w| {
-        w.write_all(bytes).map_err(|e| Error::io(path.display(), e))
-    })
-}
-
 /// Save tensors as safetensors atomically (temp file, then rename).
 pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()> {
     let tmp = path.with_extension("safetensors.tmp");
@@ -384,137 +372,41 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
     let dev = Device::Cpu;
     let (model, weights) = build_model(job.model, o.seed)?;
     // Backbone and head are two parameter groups: the backbone's learning rate is scaled.
-    let vars: Vec<(String, candle_core::Var, f64)> = {
-        let data = weights.params.data().lock().expect("var map lock");
-        data.iter()
-            .map(|(k, v)| {
-                let scale = if k.starts_with("backbone.") {
-                    o.backbone_lr_scale
-                } else {
-                    1.0
-                };
-                (k.clone(), v.clone(), scale)
-            })
-            .collect()
-    };
-    let mut opt = AdamW::new(
-        vars,
-        AdamWConfig {
-            lr: o.lr,
-            weight_decay: o.weight_decay,
-            ..Default::default()
-        },
-    )?;
+    let mut opt = step::optimizer(&weights, o.lr, o.weight_decay, |k| {
+        if k.starts_with("backbone.") {
+            o.backbone_lr_scale
+        } else {
+            1.0
+        }
+    })?;
     let n = job.train.n();
-    let micro_per_epoch = n.div_ceil(o.batch_size) as u64;
-    let steps_per_epoch = micro_per_epoch.div_ceil(o.accumulate as u64);
-    let mut total_steps = steps_per_epoch * o.epochs as u64;
-    if o.max_steps > 0 {
-        total_steps = total_steps.min(o.max_steps);
-    }
-    let sched = Schedule {
-        peak: o.lr,
-        warmup: (o.warmup_frac * total_steps as f64).round() as u64,
-        total: total_steps,
-        min_ratio: o.min_lr_ratio,
-    };
-    let log_path = job.dir.join("metrics.jsonl");
-    let state_path = job.dir.join("state.json");
-    let last_path = job.dir.join("last.safetensors");
-    let best_path = job.dir.join("model.safetensors");
-    let mut st = RunState::default();
+    let total_steps = step::total_steps(n, o.batch_size, o.accumulate, o.epochs, o.max_steps);
+    let sched = step::schedule(o.lr, o.warmup_frac, o.min_lr_ratio, total_steps);
+    let files = RunFiles::new(job.dir);
     // The run state travels inside last.safetensors (one atomic rename with the weights), so a
     // kill between writing the checkpoint and state.json cannot pair new weights with an old
     // state; state.json is read only for checkpoints written before that.
-    let saved = if job.resume && last_path.exists() {
-        let t = load_tensors(&last_path)?;
-        let state = match t.get(STATE_TENSOR) {
-            Some(bytes) => Some(
-                serde_json::from_slice::<RunState>(&bytes.to_vec1::<u8>()?).map_err(|e| {
-                    Error::input(format!(
-                        "{}: bad run state in the checkpoint: {e}",
-                        last_path.display()
-                    ))
-                })?,
-            ),
-            None if state_path.exists() => {
-                let text = std::fs::read_to_string(&state_path)
-                    .map_err(|e| Error::io(state_path.display(), e))?;
-                Some(
-                    serde_json::from_str(&text)
-                        .map_err(|e| Error::input(format!("{}: {e}", state_path.display())))?,
-                )
+    let (mut st, mut log, resumed) =
+        step::start::<RunState>(&files, job.resume, true, &weights, &mut opt, || {
+            if let Some(init) = &o.init {
+                let src = finetune::read_source(Path::new(init))?;
+                finetune::load_backbone(&weights, &src)?;
             }
-            None => None,
-        };
-        state.map(|s| (s, t))
-    } else {
-        None
-    };
-    if let Some((saved_state, t)) = saved {
-        st = saved_state;
-        weights.load(&t, &last_path.display().to_string())?;
-        opt.load_state(&t, st.step)?;
-        // Drop log lines written after the checkpoint.
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&log_path)
-            .map_err(|e| Error::io(log_path.display(), e))?;
-        f.set_len(st.log_bytes)
-            .map_err(|e| Error::io(log_path.display(), e))?;
-        eprintln!(
-            "resuming {} at step {} (epoch {}, batch {})",
-            job.dir.display(),
-            st.step,
-            st.epoch + 1,
-            st.batch_in_epoch
-        );
-    } else {
-        if let Some(init) = &o.init {
-            let src = finetune::read_source(Path::new(init))?;
-            finetune::load_backbone(&weights, &src)?;
-        }
-        std::fs::write(&log_path, b"").map_err(|e| Error::io(log_path.display(), e))?;
+            Ok(())
+        })?;
+    if resumed {
+        step::say_resuming(job.dir, &st);
     }
-    let mut log = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| Error::io(log_path.display(), e))?;
-
-    let checkpoint = |st: &mut RunState, opt: &AdamW, log: &mut std::fs::File| -> Result<()> {
-        log.flush().map_err(|e| Error::io(log_path.display(), e))?;
-        st.log_bytes = log
-            .metadata()
-            .map_err(|e| Error::io(log_path.display(), e))?
-            .len();
-        let json = serde_json::to_string_pretty(st).map_err(|e| Error::Internal(e.to_string()))?;
-        let mut t = weights.tensors();
-        t.extend(opt.state());
-        let bytes = json.as_bytes().to_vec();
-        let n = bytes.len();
-        t.insert(STATE_TENSOR.into(), Tensor::from_vec(bytes, n, &dev)?);
-        save_tensors(&last_path, &t)?;
-        write_file(&state_path, json.as_bytes())
+    let checkpoint = Checkpointer {
+        files: &files,
+        weights: &weights,
+        embed: true,
     };
 
-    let bar = if job.progress {
-        let b = indicatif::ProgressBar::new(total_steps);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
-            )
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .progress_chars("=> "),
-        );
-        b.set_position(st.step);
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = step::progress_bar(job.progress, total_steps, st.step)?;
 
     let started = Instant::now();
-    let mut seen_since = 0usize;
-    let mut t_since = Instant::now();
+    let mut seen = Throughput::default();
     while !st.finished && st.epoch < o.epochs as u64 {
         let order = epoch_order(n, o.seed, st.epoch);
         let batches: Vec<&[usize]> = order.chunks(o.batch_size).collect();
@@ -524,10 +416,8 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             // One optimizer step over up to `accumulate` micro-batches.
             let mut rng = rng_for(o.seed, 2, st.step);
             let frozen = st.step < o.freeze_backbone_steps;
-            let mut sum_grads: Option<Vec<Option<Tensor>>> = None;
-            let mut step_loss = 0.0;
-            let mut micro = 0;
-            while micro < o.accumulate && (st.batch_in_epoch as usize) < batches.len() {
+            let mut acc = Accumulated::default();
+            while acc.micro() < o.accumulate && (st.batch_in_epoch as usize) < batches.len() {
                 let rows = batches[st.batch_in_epoch as usize];
                 let rc: Vec<bool> = rows
                     .iter()
@@ -542,58 +432,33 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
                 };
                 let logits = model.forward_with(&x, &mut ctx, frozen)?;
                 let loss = ops::cross_entropy(&logits, &y, None)?;
-                let lv = loss.to_scalar::<f32>()? as f64;
-                if !lv.is_finite() {
-                    return Err(Error::input(format!(
-                        "loss became {lv} at step {} (epoch {}); lower --lr or check the data",
-                        st.step + 1,
-                        st.epoch + 1
-                    )));
-                }
-                let grads = opt.collect(&loss.backward()?);
-                sum_grads = Some(match sum_grads {
-                    None => grads,
-                    Some(acc) => AdamW::add_grads(acc, grads)?,
-                });
-                step_loss += lv;
-                micro += 1;
+                let lv = step::loss_value(
+                    &loss,
+                    st.step + 1,
+                    Some(st.epoch + 1),
+                    "lower --lr or check the data",
+                )?;
+                acc.add(&opt, &loss, lv)?;
                 st.batch_in_epoch += 1;
-                seen_since += rows.len();
+                seen.add(rows.len() as u64);
             }
-            let grads = sum_grads.unwrap_or_default();
-            let scale = 1.0 / micro as f64;
-            let norm = opt.norm_of(&grads)? * scale;
-            let factor = clip_factor(norm, o.clip_norm) * scale;
             let lr = sched.lr(st.step);
-            opt.step_grads(grads, lr, factor)?;
+            let Stepped { loss, norm } = acc.step(&mut opt, lr, o.clip_norm)?;
             st.step += 1;
-            let loss = step_loss / micro as f64;
             epoch_loss += loss;
             epoch_batches += 1;
-            let rate = seen_since as f64 / t_since.elapsed().as_secs_f64().max(1e-9);
-            writeln!(
-                log,
-                "{}",
-                serde_json::json!({"kind": "step", "step": st.step, "epoch": st.epoch + 1,
-                    "loss": loss, "lr": lr, "grad_norm": norm, "examples_per_s": rate})
-            )
-            .map_err(|e| Error::io(log_path.display(), e))?;
+            let rate = seen.rate();
+            log.write(
+                &serde_json::json!({"kind": "step", "step": st.step, "epoch": st.epoch + 1,
+                    "loss": loss, "lr": lr, "grad_norm": norm, "examples_per_s": rate}),
+            )?;
             bar.set_position(st.step);
             bar.set_message(format!("loss {loss:.4}, {rate:.0} ex/s"));
-            if st.step % 20 == 0 {
-                seen_since = 0;
-                t_since = Instant::now();
-            }
-            let hit_max = o.max_steps > 0 && st.step >= o.max_steps;
-            if hit_max {
-                st.finished = true;
+            seen.after_step(st.step);
+            if step::after_step(&mut st, o, batches.len(), |st| {
+                checkpoint.save(st, &opt, &mut log)
+            })? {
                 break;
-            }
-            if o.checkpoint_every > 0
-                && st.step % o.checkpoint_every == 0
-                && (st.batch_in_epoch as usize) < batches.len()
-            {
-                checkpoint(&mut st, &opt, &mut log)?;
             }
         }
         // End of epoch (or max steps): validate, keep the best, decide on stopping.
@@ -606,44 +471,28 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             m.get(&o.metric).unwrap_or(0.0)
         };
         let train_loss = epoch_loss / epoch_batches.max(1) as f64;
-        st.history
-            .push((st.epoch + 1, train_loss, vloss, score.abs()));
-        writeln!(
-            log,
-            "{}",
-            serde_json::json!({"kind": "epoch", "epoch": st.epoch + 1, "step": st.step,
-                "train_loss": train_loss, "valid_loss": vloss, "valid": m,
-                "seconds": started.elapsed().as_secs_f64()})
-        )
-        .map_err(|e| Error::io(log_path.display(), e))?;
-        if st.best.is_none_or(|b| score > b) {
-            st.best = Some(score);
-            st.best_epoch = st.epoch + 1;
-            st.bad_epochs = 0;
-            save_tensors(&best_path, &weights.tensors())?;
-        } else {
-            st.bad_epochs += 1;
-            if o.patience > 0 && st.bad_epochs >= o.patience as u64 {
-                st.finished = true;
-            }
+        EpochEnd {
+            train_loss,
+            valid_loss: vloss,
+            score,
+            valid: serde_json::json!(m),
+            patience: o.patience,
+            epochs: o.epochs,
+            started,
+            files: &files,
         }
+        .apply(&mut st, &mut log, &weights)?;
         bar.println(format!(
             "epoch {}: train loss {train_loss:.4}, valid loss {vloss:.4}, valid {} {:.4}",
-            st.epoch + 1,
+            st.epoch,
             o.metric,
             score.abs()
         ));
-        st.epoch += 1;
-        st.batch_in_epoch = 0;
-        if st.epoch >= o.epochs as u64 {
-            st.finished = true;
-        }
-        checkpoint(&mut st, &opt, &mut log)?;
+        checkpoint.save(&mut st, &opt, &mut log)?;
     }
     bar.finish_and_clear();
     // Load the best weights for evaluation.
-    let best = load_tensors(&best_path)?;
-    weights.load(&best, &best_path.display().to_string())?;
+    files.load_best(&weights)?;
     Ok((model, weights, st))
 }
 

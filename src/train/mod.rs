@@ -9,3 +9,4 @@ pub mod plot;
 pub mod pretrain;
 pub mod run;
 pub mod segment;
+pub mod step;

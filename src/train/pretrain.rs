@@ -34,8 +34,7 @@
 //! `(seed, s)`, so a checkpoint holds only weights, optimizer moments and a small state; a run
 //! resumed from any checkpoint replays the same steps.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor};
@@ -49,9 +48,10 @@ use crate::error::{Error, Result};
 use crate::models::{build_backbone, Backbone, BackboneConfig, Ctx, Weights};
 use crate::ops::{self, Linear};
 use crate::tokenize::{self, Tokenizer};
-use crate::train::classify::{load_tensors, save_tensors};
-use crate::train::optim::{clip_factor, AdamW, AdamWConfig, Schedule};
 use crate::train::run;
+use crate::train::step::{
+    self, Accumulated, Checkpointer, RunFiles, SavedState, Stepped, Throughput,
+};
 
 /// Pretraining objective.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -565,13 +565,7 @@ pub fn evaluate(
     })
 }
 
-/// A seeded RNG for `(seed, stream, index)`.
-pub fn rng_for(seed: u64, stream: u64, index: u64) -> ChaCha8Rng {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    r.set_stream(stream);
-    r.set_word_pos(u128::from(index) << 20);
-    r
-}
+pub use crate::train::step::rng_for;
 
 /// Everything in a pretraining run's `state.json` besides tensors.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -592,6 +586,15 @@ pub struct PretrainState {
     pub train_seconds: f64,
 }
 
+impl SavedState for PretrainState {
+    fn step(&self) -> u64 {
+        self.step
+    }
+    fn log_bytes(&mut self) -> &mut u64 {
+        &mut self.log_bytes
+    }
+}
+
 /// A pretraining job.
 pub struct PretrainJob<'a> {
     /// Run config (model, options, data).
@@ -606,12 +609,6 @@ pub struct PretrainJob<'a> {
     pub resume: bool,
     /// Show a progress bar.
     pub progress: bool,
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    crate::io::write_atomic(path, |w| {
-        w.write_all(bytes).map_err(|e| Error::io(path.display(), e))
-    })
 }
 
 /// Evenly spaced subset of `n` items of `all` (all when `n` is 0 or too large).
@@ -667,91 +664,32 @@ pub fn pretrain(job: &PretrainJob) -> Result<(PretrainState, Option<EvalResult>)
     let eval_batch = o.batch_size.max(8);
 
     let (model, weights) = build_lm(&cfg.model, o.seed)?;
-    let vars: Vec<(String, candle_core::Var, f64)> = {
-        let data = weights.params.data().lock().expect("var map lock");
-        data.iter()
-            .map(|(k, v)| (k.clone(), v.clone(), 1.0))
-            .collect()
-    };
-    let mut opt = AdamW::new(
-        vars,
-        AdamWConfig {
-            lr: o.lr,
-            weight_decay: o.weight_decay,
-            ..Default::default()
-        },
-    )?;
-    let sched = Schedule {
-        peak: o.lr,
-        warmup: (o.warmup_frac * o.max_steps as f64).round() as u64,
-        total: o.max_steps,
-        min_ratio: o.min_lr_ratio,
-    };
+    let mut opt = step::optimizer(&weights, o.lr, o.weight_decay, |_| 1.0)?;
+    let sched = step::schedule(o.lr, o.warmup_frac, o.min_lr_ratio, o.max_steps);
     let dir = job.dir;
-    let log_path = dir.join("metrics.jsonl");
-    let state_path = dir.join("state.json");
-    let last_path = dir.join("last.safetensors");
-    let best_path = dir.join("model.safetensors");
-    let mut st = PretrainState::default();
-    if job.resume && state_path.exists() && last_path.exists() {
-        let text =
-            std::fs::read_to_string(&state_path).map_err(|e| Error::io(state_path.display(), e))?;
-        st = serde_json::from_str(&text)
-            .map_err(|e| Error::input(format!("{}: {e}", state_path.display())))?;
-        let t = load_tensors(&last_path)?;
-        weights.load(&t, &last_path.display().to_string())?;
-        opt.load_state(&t, st.step)?;
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&log_path)
-            .map_err(|e| Error::io(log_path.display(), e))?;
-        f.set_len(st.log_bytes)
-            .map_err(|e| Error::io(log_path.display(), e))?;
+    let files = RunFiles::new(dir);
+    let (mut st, mut log, resumed) =
+        step::start::<PretrainState>(&files, job.resume, false, &weights, &mut opt, || {
+            for p in [&files.best, &files.last, &files.state] {
+                let _ = std::fs::remove_file(p);
+            }
+            Ok(())
+        })?;
+    if resumed {
         eprintln!("resuming {} at step {}", dir.display(), st.step);
-    } else {
-        std::fs::write(&log_path, b"").map_err(|e| Error::io(log_path.display(), e))?;
-        for p in [&best_path, &last_path, &state_path] {
-            let _ = std::fs::remove_file(p);
-        }
     }
-    let mut log = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| Error::io(log_path.display(), e))?;
-    let checkpoint = |st: &mut PretrainState, opt: &AdamW, log: &mut std::fs::File| -> Result<()> {
-        log.flush().map_err(|e| Error::io(log_path.display(), e))?;
-        st.log_bytes = log
-            .metadata()
-            .map_err(|e| Error::io(log_path.display(), e))?
-            .len();
-        let mut t = weights.tensors();
-        t.extend(opt.state());
-        save_tensors(&last_path, &t)?;
-        let json = serde_json::to_string_pretty(st).map_err(|e| Error::Internal(e.to_string()))?;
-        write_file(&state_path, json.as_bytes())
+    let checkpoint = Checkpointer {
+        files: &files,
+        weights: &weights,
+        embed: false,
     };
-    let bar = if job.progress {
-        let b = indicatif::ProgressBar::new(o.max_steps);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
-            )
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .progress_chars("=> "),
-        );
-        b.set_position(st.step);
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = step::progress_bar(job.progress, o.max_steps, st.step)?;
     let len = cfg.model.seq_len;
-    let mut t_since = Instant::now();
-    let mut tok_since = 0u64;
+    let mut toks = Throughput::default();
     while st.step < o.max_steps {
         let t_step = Instant::now();
         let mut rng = rng_for(o.seed, 2, st.step);
-        let mut sum_grads: Option<Vec<Option<Tensor>>> = None;
-        let mut step_loss = 0.0;
+        let mut acc = Accumulated::default();
         for _ in 0..o.accumulate {
             let mut ids = Vec::with_capacity(o.batch_size * len);
             for _ in 0..o.batch_size {
@@ -764,57 +702,32 @@ pub fn pretrain(job: &PretrainJob) -> Result<(PretrainState, Option<EvalResult>)
                 rng: &mut rng,
             };
             let loss = batch_loss(&model, &p, o.objective, &mut ctx)?;
-            let lv = loss.to_scalar::<f32>()? as f64;
-            if !lv.is_finite() {
-                return Err(Error::input(format!(
-                    "loss became {lv} at step {}; lower --lr",
-                    st.step + 1
-                )));
-            }
-            let grads = opt.collect(&loss.backward()?);
-            sum_grads = Some(match sum_grads {
-                None => grads,
-                Some(acc) => AdamW::add_grads(acc, grads)?,
-            });
-            step_loss += lv;
+            let lv = step::loss_value(&loss, st.step + 1, None, "lower --lr")?;
+            acc.add(&opt, &loss, lv)?;
         }
-        let grads = sum_grads.unwrap_or_default();
-        let scale = 1.0 / o.accumulate as f64;
-        let norm = opt.norm_of(&grads)? * scale;
-        let factor = clip_factor(norm, o.clip_norm) * scale;
         let lr = sched.lr(st.step);
-        opt.step_grads(grads, lr, factor)?;
+        let Stepped { loss, norm } = acc.step(&mut opt, lr, o.clip_norm)?;
         st.step += 1;
         let ntok = (o.batch_size * o.accumulate * len) as u64;
         st.tokens += ntok;
         st.train_seconds += t_step.elapsed().as_secs_f64();
-        tok_since += ntok;
-        let rate = tok_since as f64 / t_since.elapsed().as_secs_f64().max(1e-9);
-        let loss = step_loss / o.accumulate as f64;
-        writeln!(
-            log,
-            "{}",
-            serde_json::json!({"kind": "step", "step": st.step, "loss": loss, "lr": lr,
-                "grad_norm": norm, "tokens_per_s": rate})
-        )
-        .map_err(|e| Error::io(log_path.display(), e))?;
+        toks.add(ntok);
+        let rate = toks.rate();
+        log.write(
+            &serde_json::json!({"kind": "step", "step": st.step, "loss": loss, "lr": lr,
+                "grad_norm": norm, "tokens_per_s": rate}),
+        )?;
         bar.set_position(st.step);
         bar.set_message(format!("loss {loss:.4}, {rate:.0} tok/s"));
-        if st.step % 20 == 0 {
-            tok_since = 0;
-            t_since = Instant::now();
-        }
+        toks.after_step(st.step);
         let last = st.step >= o.max_steps;
         if !periodic.is_empty() && ((o.eval_every > 0 && st.step % o.eval_every == 0) || last) {
             let e = evaluate(&model, tok, &info, o, &periodic, eval_batch)?;
-            writeln!(
-                log,
-                "{}",
-                serde_json::json!({"kind": "eval", "step": st.step, "loss": e.loss,
+            log.write(
+                &serde_json::json!({"kind": "eval", "step": st.step, "loss": e.loss,
                     "perplexity": e.perplexity, "bits_per_base": e.bits_per_base,
-                    "windows": e.windows})
-            )
-            .map_err(|e| Error::io(log_path.display(), e))?;
+                    "windows": e.windows}),
+            )?;
             bar.println(format!(
                 "step {}: held-out loss {:.4}, {:.4} bits/base ({} windows)",
                 st.step, e.loss, e.bits_per_base, e.windows
@@ -822,26 +735,25 @@ pub fn pretrain(job: &PretrainJob) -> Result<(PretrainState, Option<EvalResult>)
             if st.best.is_none_or(|b| e.loss < b) {
                 st.best = Some(e.loss);
                 st.best_step = st.step;
-                save_tensors(&best_path, &weights.tensors())?;
+                files.save_best(&weights)?;
             }
         }
         if last {
             st.finished = true;
             if periodic.is_empty() {
                 st.best_step = st.step;
-                save_tensors(&best_path, &weights.tensors())?;
+                files.save_best(&weights)?;
             }
-            checkpoint(&mut st, &opt, &mut log)?;
+            checkpoint.save(&mut st, &opt, &mut log)?;
         } else if o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0 {
-            checkpoint(&mut st, &opt, &mut log)?;
+            checkpoint.save(&mut st, &opt, &mut log)?;
         }
     }
     bar.finish_and_clear();
     if tiles.is_empty() {
         return Ok((st, None));
     }
-    let best = load_tensors(&best_path)?;
-    weights.load(&best, &best_path.display().to_string())?;
+    files.load_best(&weights)?;
     let e = evaluate(&model, tok, &info, o, &tiles, eval_batch)?;
     Ok((st, Some(e)))
 }
@@ -850,43 +762,10 @@ pub fn pretrain(job: &PretrainJob) -> Result<(PretrainState, Option<EvalResult>)
 /// Returns the config with the tokenizer spec as stored in the run.
 pub fn init_run(dir: &Path, mut cfg: PretrainConfig, resume: bool) -> Result<PretrainConfig> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-    if let Some(path) = cfg.tokenizer.strip_prefix("bpe:") {
-        let src = PathBuf::from(path);
-        let dst = dir.join("tokenizer.json");
-        if src != dst {
-            let bytes = std::fs::read(&src).map_err(|e| Error::io(src.display(), e))?;
-            write_file(&dst, &bytes)?;
-        }
-        cfg.tokenizer = "bpe:tokenizer.json".into();
-    }
-    let text = toml::to_string_pretty(&cfg).map_err(|e| Error::Internal(e.to_string()))?;
-    let cfg_path = dir.join("config.toml");
-    if resume && cfg_path.exists() {
-        let old =
-            std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(cfg_path.display(), e))?;
-        let old: PretrainConfig = toml::from_str(&old).map_err(|e| {
-            Error::input(format!(
-                "{}: {}",
-                cfg_path.display(),
-                crate::error::one_line(&e.to_string())
-            ))
-        })?;
-        if old != cfg {
-            return Err(Error::input(format!(
-                "{}: the run was started with a different configuration; resume with the same \
-                 options or use a new --out",
-                cfg_path.display()
-            )));
-        }
-    }
-    run::write_text(dir, "config.toml", &text)?;
-    run::write_text(dir, "tokenizer.txt", &format!("{}\n", cfg.tokenizer))?;
-    let name = if resume {
-        "command.resume.txt"
-    } else {
-        "command.txt"
-    };
-    run::write_text(dir, name, &format!("{}\n", run::command_line()))?;
+    run::copy_bpe(dir, &mut cfg.tokenizer)?;
+    run::write_run_files(dir, &cfg, &cfg.tokenizer, resume, |p| {
+        run::read_toml(p, true)
+    })?;
     Ok(cfg)
 }
 

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -11,6 +12,7 @@ use crate::models::{Classifier, ModelConfig, Weights};
 use crate::tokenize::{self, Tokenizer};
 use crate::train::classify::{load_tensors, Metrics, RunState, TrainOptions};
 use crate::train::plot;
+use crate::train::step::write_file;
 
 /// The `config.toml` of a run directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,11 +44,7 @@ pub struct DataSpecs {
 
 /// Write `text` atomically to `dir/name`.
 pub fn write_text(dir: &Path, name: &str, text: &str) -> Result<()> {
-    let p = dir.join(name);
-    crate::io::write_atomic(&p, |w| {
-        w.write_all(text.as_bytes())
-            .map_err(|e| Error::io(p.display(), e))
-    })
+    write_file(&dir.join(name), text.as_bytes())
 }
 
 /// The exact command line, shell-quoted.
@@ -69,25 +67,54 @@ pub fn command_line() -> String {
 /// Returns the config with the tokenizer spec as stored in the run.
 pub fn init_run(dir: &Path, mut cfg: RunConfig, resume: bool) -> Result<RunConfig> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-    if let Some(path) = cfg.tokenizer.strip_prefix("bpe:") {
+    copy_bpe(dir, &mut cfg.tokenizer)?;
+    write_run_files(dir, &cfg, &cfg.tokenizer, resume, |p| read_toml(p, false))?;
+    Ok(cfg)
+}
+
+/// Copy the file of a `bpe:PATH` tokenizer spec into `dir` as `tokenizer.json` and point the
+/// spec at it (other specs are left alone).
+pub fn copy_bpe(dir: &Path, spec: &mut String) -> Result<()> {
+    if let Some(path) = spec.strip_prefix("bpe:") {
         let src = PathBuf::from(path);
         let dst = dir.join("tokenizer.json");
         if src != dst {
             let bytes = std::fs::read(&src).map_err(|e| Error::io(src.display(), e))?;
-            crate::io::write_atomic(&dst, |w| {
-                w.write_all(&bytes).map_err(|e| Error::io(dst.display(), e))
-            })?;
+            write_file(&dst, &bytes)?;
         }
-        cfg.tokenizer = "bpe:tokenizer.json".into();
+        *spec = "bpe:tokenizer.json".into();
     }
-    let text = toml::to_string_pretty(&cfg).map_err(|e| Error::Internal(e.to_string()))?;
+    Ok(())
+}
+
+/// Read a TOML file; `one_line` puts the parse error on one line.
+pub fn read_toml<C: DeserializeOwned>(path: &Path, one_line: bool) -> Result<C> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path.display(), e))?;
+    toml::from_str(&text).map_err(|e| {
+        let e = e.to_string();
+        let e = if one_line {
+            crate::error::one_line(&e)
+        } else {
+            e
+        };
+        Error::input(format!("{}: {e}", path.display()))
+    })
+}
+
+/// Write `config.toml` (on resume it must equal the run's, read by `read_old` from its path),
+/// `tokenizer.txt` and the command (`command.txt`, or `command.resume.txt` on resume).
+pub fn write_run_files<C: Serialize + PartialEq>(
+    dir: &Path,
+    cfg: &C,
+    tokenizer: &str,
+    resume: bool,
+    read_old: impl FnOnce(&Path) -> Result<C>,
+) -> Result<()> {
+    let text = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
     let cfg_path = dir.join("config.toml");
     if resume && cfg_path.exists() {
-        let old =
-            std::fs::read_to_string(&cfg_path).map_err(|e| Error::io(cfg_path.display(), e))?;
-        let old: RunConfig = toml::from_str(&old)
-            .map_err(|e| Error::input(format!("{}: {e}", cfg_path.display())))?;
-        if old != cfg {
+        let old = read_old(&cfg_path)?;
+        if &old != cfg {
             return Err(Error::input(format!(
                 "{}: the run was started with a different configuration; resume with the same \
                  options or use a new --out",
@@ -96,16 +123,13 @@ pub fn init_run(dir: &Path, mut cfg: RunConfig, resume: bool) -> Result<RunConfi
         }
     }
     write_text(dir, "config.toml", &text)?;
-    write_text(dir, "tokenizer.txt", &format!("{}\n", cfg.tokenizer))?;
-    let mut cmd = command_line();
-    cmd.push('\n');
+    write_text(dir, "tokenizer.txt", &format!("{tokenizer}\n"))?;
     let name = if resume {
         "command.resume.txt"
     } else {
         "command.txt"
     };
-    write_text(dir, name, &cmd)?;
-    Ok(cfg)
+    write_text(dir, name, &format!("{}\n", command_line()))
 }
 
 /// Build a run's tokenizer, resolving `bpe:` paths relative to the run directory.

@@ -23,7 +23,6 @@
 //! optimizer moments and [`RunState`].
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -42,11 +41,11 @@ use crate::models::{Ctx, ModelConfig, SegmentModel, SegmentModelConfig, UNetConf
 use crate::ops;
 use crate::seq::SeqPolicy;
 use crate::tokenize::Tokenizer;
-use crate::train::classify::{
-    epoch_order, load_tensors, rng_for, save_tensors, RunState, TrainOptions,
-};
-use crate::train::optim::{clip_factor, AdamW, AdamWConfig, Schedule};
+use crate::train::classify::{epoch_order, load_tensors, RunState, TrainOptions};
 use crate::train::run::{self, DataSpecs};
+use crate::train::step::{
+    self, rng_for, Accumulated, Checkpointer, EpochEnd, RunFiles, Stepped, Throughput,
+};
 
 /// Segmentation settings (stored in the run's `config.toml` under `[segment]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -673,102 +672,31 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
             model.min_len()
         )));
     }
-    let vars: Vec<(String, candle_core::Var, f64)> = {
-        let data = weights.params.data().lock().expect("var map lock");
-        data.iter()
-            .map(|(k, v)| (k.clone(), v.clone(), 1.0))
-            .collect()
-    };
-    let mut opt = AdamW::new(
-        vars,
-        AdamWConfig {
-            lr: o.lr,
-            weight_decay: o.weight_decay,
-            ..Default::default()
-        },
-    )?;
+    let mut opt = step::optimizer(&weights, o.lr, o.weight_decay, |_| 1.0)?;
     let exs = examples(&job.data.train, spec.window);
     let n = exs.len();
-    let micro_per_epoch = n.div_ceil(o.batch_size) as u64;
-    let steps_per_epoch = micro_per_epoch.div_ceil(o.accumulate as u64);
-    let mut total_steps = steps_per_epoch * o.epochs as u64;
-    if o.max_steps > 0 {
-        total_steps = total_steps.min(o.max_steps);
-    }
-    let sched = Schedule {
-        peak: o.lr,
-        warmup: (o.warmup_frac * total_steps as f64).round() as u64,
-        total: total_steps,
-        min_ratio: o.min_lr_ratio,
-    };
+    let total_steps = step::total_steps(n, o.batch_size, o.accumulate, o.epochs, o.max_steps);
+    let sched = step::schedule(o.lr, o.warmup_frac, o.min_lr_ratio, total_steps);
     let tiles = TileOptions {
         tile: spec.tile,
         overlap: spec.overlap,
         rc_average: o.rc_average,
     };
-    let log_path = job.dir.join("metrics.jsonl");
-    let state_path = job.dir.join("state.json");
-    let last_path = job.dir.join("last.safetensors");
-    let best_path = job.dir.join("model.safetensors");
-    let mut st = RunState::default();
-    if job.resume && state_path.exists() && last_path.exists() {
-        let text =
-            std::fs::read_to_string(&state_path).map_err(|e| Error::io(state_path.display(), e))?;
-        st = serde_json::from_str(&text)
-            .map_err(|e| Error::input(format!("{}: {e}", state_path.display())))?;
-        let t = load_tensors(&last_path)?;
-        weights.load(&t, &last_path.display().to_string())?;
-        opt.load_state(&t, st.step)?;
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&log_path)
-            .map_err(|e| Error::io(log_path.display(), e))?;
-        f.set_len(st.log_bytes)
-            .map_err(|e| Error::io(log_path.display(), e))?;
-        eprintln!(
-            "resuming {} at step {} (epoch {}, batch {})",
-            job.dir.display(),
-            st.step,
-            st.epoch + 1,
-            st.batch_in_epoch
-        );
-    } else {
-        std::fs::write(&log_path, b"").map_err(|e| Error::io(log_path.display(), e))?;
+    let files = RunFiles::new(job.dir);
+    let (mut st, mut log, resumed) =
+        step::start::<RunState>(&files, job.resume, false, &weights, &mut opt, || Ok(()))?;
+    if resumed {
+        step::say_resuming(job.dir, &st);
     }
-    let mut log = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| Error::io(log_path.display(), e))?;
-    let checkpoint = |st: &mut RunState, opt: &AdamW, log: &mut std::fs::File| -> Result<()> {
-        log.flush().map_err(|e| Error::io(log_path.display(), e))?;
-        st.log_bytes = log
-            .metadata()
-            .map_err(|e| Error::io(log_path.display(), e))?
-            .len();
-        let mut t = weights.tensors();
-        t.extend(opt.state());
-        save_tensors(&last_path, &t)?;
-        let json = serde_json::to_string_pretty(st).map_err(|e| Error::Internal(e.to_string()))?;
-        run::write_text(job.dir, "state.json", &json)
+    let checkpoint = Checkpointer {
+        files: &files,
+        weights: &weights,
+        embed: false,
     };
-    let bar = if job.progress {
-        let b = indicatif::ProgressBar::new(total_steps);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} steps, ETA {eta} {msg}",
-            )
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .progress_chars("=> "),
-        );
-        b.set_position(st.step);
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = step::progress_bar(job.progress, total_steps, st.step)?;
     let weights_c = &spec.class_weights;
     let started = Instant::now();
-    let mut t_since = Instant::now();
-    let mut bases_since = 0usize;
+    let mut bases = Throughput::default();
     while !st.finished && st.epoch < o.epochs as u64 {
         let order = epoch_order(n, o.seed, st.epoch);
         let batches: Vec<&[usize]> = order.chunks(o.batch_size).collect();
@@ -776,10 +704,8 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
         let mut epoch_batches = 0usize;
         while (st.batch_in_epoch as usize) < batches.len() {
             let mut rng: ChaCha8Rng = rng_for(o.seed, 2, st.step);
-            let mut sum_grads: Option<Vec<Option<Tensor>>> = None;
-            let mut step_loss = 0.0;
-            let mut micro = 0;
-            while micro < o.accumulate && (st.batch_in_epoch as usize) < batches.len() {
+            let mut acc = Accumulated::default();
+            while acc.micro() < o.accumulate && (st.batch_in_epoch as usize) < batches.len() {
                 let rows = batches[st.batch_in_epoch as usize];
                 let items: Vec<(Vec<u8>, StrandTracks)> = rows
                     .iter()
@@ -795,57 +721,28 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
                 };
                 let logits = model.forward(&x, &mut ctx)?;
                 let loss = ops::cross_entropy_masked(&logits, &y, &w)?;
-                let lv = loss.to_scalar::<f32>()? as f64;
-                if !lv.is_finite() {
-                    return Err(Error::input(format!(
-                        "loss became {lv} at step {} (epoch {}); lower --lr",
-                        st.step + 1,
-                        st.epoch + 1
-                    )));
-                }
-                let grads = opt.collect(&loss.backward()?);
-                sum_grads = Some(match sum_grads {
-                    None => grads,
-                    Some(acc) => AdamW::add_grads(acc, grads)?,
-                });
-                step_loss += lv;
-                micro += 1;
+                let lv = step::loss_value(&loss, st.step + 1, Some(st.epoch + 1), "lower --lr")?;
+                acc.add(&opt, &loss, lv)?;
                 st.batch_in_epoch += 1;
-                bases_since += rows.len() * spec.window;
+                bases.add((rows.len() * spec.window) as u64);
             }
-            let grads = sum_grads.unwrap_or_default();
-            let scale = 1.0 / micro as f64;
-            let norm = opt.norm_of(&grads)? * scale;
-            let factor = clip_factor(norm, o.clip_norm) * scale;
             let lr = sched.lr(st.step);
-            opt.step_grads(grads, lr, factor)?;
+            let Stepped { loss, norm } = acc.step(&mut opt, lr, o.clip_norm)?;
             st.step += 1;
-            let loss = step_loss / micro as f64;
             epoch_loss += loss;
             epoch_batches += 1;
-            let rate = bases_since as f64 / t_since.elapsed().as_secs_f64().max(1e-9);
-            writeln!(
-                log,
-                "{}",
-                serde_json::json!({"kind": "step", "step": st.step, "epoch": st.epoch + 1,
-                    "loss": loss, "lr": lr, "grad_norm": norm, "bases_per_s": rate})
-            )
-            .map_err(|e| Error::io(log_path.display(), e))?;
+            let rate = bases.rate();
+            log.write(
+                &serde_json::json!({"kind": "step", "step": st.step, "epoch": st.epoch + 1,
+                    "loss": loss, "lr": lr, "grad_norm": norm, "bases_per_s": rate}),
+            )?;
             bar.set_position(st.step);
             bar.set_message(format!("loss {loss:.4}, {rate:.0} bases/s"));
-            if st.step % 20 == 0 {
-                bases_since = 0;
-                t_since = Instant::now();
-            }
-            if o.max_steps > 0 && st.step >= o.max_steps {
-                st.finished = true;
+            bases.after_step(st.step);
+            if step::after_step(&mut st, o, batches.len(), |st| {
+                checkpoint.save(st, &opt, &mut log)
+            })? {
                 break;
-            }
-            if o.checkpoint_every > 0
-                && st.step % o.checkpoint_every == 0
-                && (st.batch_in_epoch as usize) < batches.len()
-            {
-                checkpoint(&mut st, &opt, &mut log)?;
             }
         }
         let regions = if job.data.valid.is_empty() {
@@ -862,32 +759,22 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
             rep["macro_f1"].as_f64().unwrap_or(0.0)
         };
         let train_loss = epoch_loss / epoch_batches.max(1) as f64;
-        st.history
-            .push((st.epoch + 1, train_loss, vloss, score.abs()));
-        writeln!(
-            log,
-            "{}",
-            serde_json::json!({"kind": "epoch", "epoch": st.epoch + 1, "step": st.step,
-                "train_loss": train_loss, "valid_loss": vloss, "valid": rep,
-                "seconds": started.elapsed().as_secs_f64()})
-        )
-        .map_err(|e| Error::io(log_path.display(), e))?;
-        if st.best.is_none_or(|b| score > b) {
-            st.best = Some(score);
-            st.best_epoch = st.epoch + 1;
-            st.bad_epochs = 0;
-            save_tensors(&best_path, &weights.tensors())?;
-        } else {
-            st.bad_epochs += 1;
-            if o.patience > 0 && st.bad_epochs >= o.patience as u64 {
-                st.finished = true;
-            }
+        EpochEnd {
+            train_loss,
+            valid_loss: vloss,
+            score,
+            valid: rep.clone(),
+            patience: o.patience,
+            epochs: o.epochs,
+            started,
+            files: &files,
         }
+        .apply(&mut st, &mut log, &weights)?;
         let f1 = |c: &str| rep["per_class"][c]["f1"].as_f64().unwrap_or(0.0);
         bar.println(format!(
             "epoch {}: train loss {train_loss:.4}, valid loss {vloss:.4}, per-base F1 cds {:.4} \
              intron {:.4} intergenic {:.4} utr5 {:.4} utr3 {:.4}, macro {:.4}",
-            st.epoch + 1,
+            st.epoch,
             f1("cds"),
             f1("intron"),
             f1("intergenic"),
@@ -895,42 +782,17 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
             f1("utr3"),
             rep["macro_f1"].as_f64().unwrap_or(0.0)
         ));
-        st.epoch += 1;
-        st.batch_in_epoch = 0;
-        if st.epoch >= o.epochs as u64 {
-            st.finished = true;
-        }
-        checkpoint(&mut st, &opt, &mut log)?;
+        checkpoint.save(&mut st, &opt, &mut log)?;
     }
     bar.finish_and_clear();
-    let best = load_tensors(&best_path)?;
-    weights.load(&best, &best_path.display().to_string())?;
+    files.load_best(&weights)?;
     Ok((model, weights, st))
 }
 
 /// Write the run's `config.toml`, `tokenizer.txt` and command; on resume the config must match.
 pub fn init_run(dir: &Path, cfg: &SegmentRunConfig, resume: bool) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
-    let text = toml::to_string_pretty(cfg).map_err(|e| Error::Internal(e.to_string()))?;
-    let cfg_path = dir.join("config.toml");
-    if resume && cfg_path.exists() {
-        let old = read_config(dir)?;
-        if &old != cfg {
-            return Err(Error::input(format!(
-                "{}: the run was started with a different configuration; resume with the same \
-                 options or use a new --out",
-                cfg_path.display()
-            )));
-        }
-    }
-    run::write_text(dir, "config.toml", &text)?;
-    run::write_text(dir, "tokenizer.txt", &format!("{}\n", cfg.tokenizer))?;
-    let name = if resume {
-        "command.resume.txt"
-    } else {
-        "command.txt"
-    };
-    run::write_text(dir, name, &format!("{}\n", run::command_line()))
+    run::write_run_files(dir, cfg, &cfg.tokenizer, resume, |_| read_config(dir))
 }
 
 /// Read a segmentation run's `config.toml`; a run of another task is a clear error.

@@ -1,7 +1,13 @@
-//! Shared helpers of the gradient-check test files: seeded random tensors and the f64
-//! finite-difference check (central differences, eps 1e-6; an element passes when
-//! |analytic - numeric| <= 1e-6 * max(|analytic|, |numeric|) + 1e-8).
+//! Shared helpers of the test files: seeded random tensors, the f64 finite-difference check
+//! (central differences, eps 1e-6; an element passes when
+//! |analytic - numeric| <= 1e-6 * max(|analytic|, |numeric|) + 1e-8), and killing a training
+//! run mid-way for the resume tests.
 #![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use rand::{Rng, SeedableRng};
@@ -93,4 +99,53 @@ where
     }
     println!("{name}: worst relative gradient error {worst:.2e}");
     worst
+}
+
+/// Run `bin args` and SIGKILL it once `dir` has a checkpoint (`state.json`) and training has
+/// logged at least `min_steps` steps (moved past it); panics if it finished first.
+pub fn kill_after_checkpoint<S: AsRef<OsStr>>(bin: &str, args: &[S], dir: &Path, min_steps: usize) {
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap_or_default();
+        let steps = log.lines().filter(|l| l.contains("\"step\"")).count();
+        if dir.join("state.json").exists() && steps >= min_steps {
+            break;
+        }
+        if child.try_wait().unwrap().is_some() || t0.elapsed() > Duration::from_secs(120) {
+            panic!("run finished or stalled before it could be killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !dir.join("report.json").exists(),
+        "killed too late to test resume"
+    );
+}
+
+/// Records `skip..skip + n` of each demo class as FASTA files in `dir` (created if missing);
+/// returns their SPEC.
+pub fn demo_slice(dir: &Path, skip: usize, n: usize) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut spec = Vec::new();
+    for class in ["proximal", "distal"] {
+        let src =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("datasets/demo/{class}.fa.gz"));
+        let recs =
+            genolm::io::fasta::read_records(&src.to_string_lossy(), Default::default()).unwrap();
+        let path = dir.join(format!("{class}.fa"));
+        let mut w = std::fs::File::create(&path).unwrap();
+        for r in recs.iter().skip(skip).take(n) {
+            genolm::io::fasta::write_record(&mut w, &r.name, "", &r.seq, 60).unwrap();
+        }
+        spec.push(format!("{class}={}", path.display()));
+    }
+    spec.join(",")
 }
