@@ -812,3 +812,94 @@ fn signals_with_zero_weight_change_nothing_and_content_finds_genes_alone() {
         check_grammar(&test_seq, p, &with).unwrap();
     }
 }
+
+// ---- Decoder tuning (`infer::tune`) -----------------------------------------------------
+
+use genolm::infer::tune::{best, default_grid, tune, DecoderSettings, Evidence, Trial};
+use genolm::io::gff::Annotation;
+
+#[test]
+fn default_grid_has_the_network_alone_and_the_signal_mixes() {
+    assert_eq!(default_grid(false).len(), 16);
+    let g = default_grid(true);
+    assert_eq!(g.len(), 16 * (1 + 7 * 5));
+    assert!(g.contains(&DecoderSettings::default()));
+    assert!(g.iter().all(|s| s.nn_weight > 0.0));
+}
+
+#[test]
+fn tuning_prefers_signals_when_the_network_is_uninformative() {
+    let (train_seq, train_genes) = biased_genes(1, 40_000, 24);
+    let tracks = LabelTracks::from_genes(train_seq.len(), &train_genes);
+    let sig = Arc::new(Signals::fit(4, pieces(&train_seq, &tracks)).unwrap());
+    let (seq, genes) = biased_genes(3, 20_000, 10);
+    let n = seq.len();
+    // A poor network: half the mass on the true class at 50 % of bases, on a wrong class at
+    // 35 %, flat elsewhere.
+    let t = LabelTracks::from_genes(n, &genes);
+    let mut r = ChaCha8Rng::seed_from_u64(9);
+    let mut noisy = |track: &[u8]| {
+        let mut p = vec![1.0 / NUM_CLASSES as f32; n * NUM_CLASSES];
+        for (i, &c) in track.iter().enumerate() {
+            let u = r.random::<f32>();
+            let hot = if u < 0.5 {
+                usize::from(c)
+            } else if u < 0.85 {
+                (usize::from(c) + r.random_range(1..5)) % 5
+            } else {
+                continue;
+            };
+            for k in 0..NUM_CLASSES {
+                p[i * NUM_CLASSES + k] = 0.5 / (NUM_CLASSES as f32 - 1.0);
+            }
+            p[i * NUM_CLASSES + hot] = 0.5;
+        }
+        p
+    };
+    let ev = vec![Evidence {
+        seqid: "s1".into(),
+        offset: 0,
+        seq: seq.clone(),
+        plus: noisy(&t.plus),
+        minus: noisy(&t.minus),
+    }];
+    let reference = Annotation {
+        source: "ref".into(),
+        genes: genes.clone(),
+        ..Annotation::default()
+    };
+    let base = DecodeConfig {
+        signals: Some(sig),
+        ..DecodeConfig::default()
+    };
+    let alone = DecoderSettings::default();
+    let mixed = DecoderSettings {
+        nn_weight: 0.2,
+        content_weight: 1.0,
+        site_weight: 1.0,
+        ..alone
+    };
+    let trials = tune(&ev, &reference, &base, &[alone, mixed]).unwrap();
+    assert_eq!(trials.len(), 2);
+    for t in &trials {
+        assert!((t.objective - 0.5 * (t.base_cds_f1 + t.exon_all_f1)).abs() < 1e-12);
+        assert!((0.0..=1.0).contains(&t.base_cds_f1));
+    }
+    let b = best(&trials).unwrap();
+    assert_eq!(b.settings, mixed, "{trials:#?}");
+    assert!(
+        trials[1].base_cds_f1 > trials[0].base_cds_f1 + 0.05,
+        "{trials:#?}"
+    );
+    // Ties go to the first trial.
+    let tie: Vec<Trial> = vec![trials[0].clone(), trials[0].clone()];
+    assert!(std::ptr::eq(best(&tie).unwrap(), &tie[0]));
+    assert!(best(&[]).is_none());
+    // Bad settings are refused.
+    let bad = DecoderSettings {
+        nn_weight: f64::NAN,
+        ..alone
+    };
+    assert!(tune(&ev, &reference, &base, &[bad]).is_err());
+    assert!(tune(&ev, &reference, &base, &[]).is_err());
+}

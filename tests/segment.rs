@@ -64,6 +64,7 @@ fn synthetic_genome() -> GenomeData {
         test: vec![],
         genes: 2,
         warnings: vec![],
+        reference: ann,
     }
 }
 
@@ -538,6 +539,32 @@ fn train_segment_and_annotate_sars_cov_2() {
     let rb: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_b.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["per_base"], rb["per_base"]);
+    // The decoder's signals and settings, chosen on the validation region, deterministically.
+    assert!(run_a.join("signals.json").exists());
+    assert!(run_a.join("decoder.json").exists());
+    let ann = &report["annotation"];
+    assert!(ann["decoder"]["nn_weight"].as_f64().unwrap() > 0.0, "{ann}");
+    assert!([2, 3, 4, 5].contains(&ann["signal_order"].as_u64().unwrap()));
+    assert!(
+        ann["valid"]["objective"].as_f64().unwrap()
+            >= ann["valid_network_only"]["objective"].as_f64().unwrap()
+    );
+    assert_eq!(report["annotation"], rb["annotation"]);
+    // Signal weights without signals are refused.
+    let o = genolm(&[
+        "annotate",
+        "--model",
+        &run_a.to_string_lossy(),
+        &fa,
+        "--out",
+        &tmp.path().join("x.gff3").to_string_lossy(),
+        "--no-signals",
+        "--content-weight",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("signals.json"), "{}", stderr(&o));
+    assert!(!tmp.path().join("x.gff3").exists());
     // Classification tools refuse the run.
     let o = genolm(&["predict", "--model", &run_a.to_string_lossy(), &fa]);
     assert_eq!(o.status.code(), Some(2));

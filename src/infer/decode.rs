@@ -20,6 +20,11 @@
 //!   stop. Start and stop codons are not split by introns (their introns are rejected).
 //! * Transition penalties (natural-log units): [`DecodeConfig::gene_penalty`] to open a gene,
 //!   [`DecodeConfig::intron_penalty`] to open an intron (CDS or UTR); all other transitions free.
+//! * Optional sequence signals ([`crate::infer::signals`], [`DecodeConfig::signals`]): the
+//!   emission of a state becomes `nn_weight · ln p + content_weight · ln P_content(base | context)`
+//!   for its codon position, intron or other slot, and the donor, acceptor and start-context
+//!   log-odds × `site_weight` are added on entering an intron, leaving one and entering a start
+//!   codon. [`crate::infer::tune`] chooses the weights on a validation region.
 //! * **Minimum intron length is exact**: an intron is entered by a jump that covers its first
 //!   `min_intron` bases at once (their summed emissions come from a prefix sum), so no path has a
 //!   shorter intron and no state chain is needed.
@@ -33,7 +38,7 @@
 //! other.
 
 use crate::error::{Error, Result};
-use crate::infer::signals::{Signals, CONTENT_SLOTS, SLOT_INTRON, SLOT_OTHER};
+use crate::infer::signals::{code, Signals, CONTENT_SLOTS, SLOT_INTRON, SLOT_OTHER};
 use crate::io::gff::{CdsPart, Gene, Interval, Strand, Transcript};
 use crate::io::gffwrite::fill_phases;
 use crate::io::labels::{self, NUM_CLASSES};
@@ -234,20 +239,9 @@ fn is_intron(s: usize) -> bool {
 }
 
 const A: u8 = 0;
-const C: u8 = 1;
 const G: u8 = 2;
 const T: u8 = 3;
 const N: u8 = 4;
-
-fn code(b: u8) -> u8 {
-    match b {
-        b'A' | b'a' => A,
-        b'C' | b'c' => C,
-        b'G' | b'g' => G,
-        b'T' | b't' | b'U' | b'u' => T,
-        _ => N,
-    }
-}
 
 fn is_stop(x: u8, y: u8, z: u8) -> bool {
     x == T && ((y == A && (z == A || z == G)) || (y == G && z == A))
