@@ -74,6 +74,10 @@ pub struct Args {
     /// Decoder: weight of the network's log-probabilities (default: `decoder.json`, else 1).
     #[arg(long)]
     pub nn_weight: Option<f64>,
+    /// Decoder: weight of the network's genic-or-intergenic evidence (default: `decoder.json`,
+    /// else 0).
+    #[arg(long)]
+    pub genic_weight: Option<f64>,
     /// Decoder: weight of the run's content models (default: `decoder.json`, else 0).
     #[arg(long)]
     pub content_weight: Option<f64>,
@@ -109,6 +113,7 @@ fn decoder_config(args: &Args, run: &LoadedSegmentRun) -> Result<DecodeConfig> {
     set(&mut cfg.gene_penalty, args.gene_penalty);
     set(&mut cfg.intron_penalty, args.intron_penalty);
     set(&mut cfg.nn_weight, args.nn_weight);
+    set(&mut cfg.genic_weight, args.genic_weight);
     set(&mut cfg.content_weight, args.content_weight);
     set(&mut cfg.site_weight, args.site_weight);
     if cfg.signals.is_none() && (cfg.content_weight > 0.0 || cfg.site_weight > 0.0) {

@@ -284,10 +284,11 @@ fn tune_decoder(
     run::write_text(dir, "decoder.json", &(text + "\n"))?;
     let s = &chosen.settings;
     eprintln!(
-        "decoder chosen on validation: order {} nn {} content {} site {} gene {} intron {} \
+        "decoder chosen on validation: order {} nn {} genic {} content {} site {} gene {} intron {} \
          (base.cds F1 {:.4}, exon.all F1 {:.4}; network alone {:.4}, {:.4})",
         base.signals.as_ref().map_or(0, |g| g.order),
         s.nn_weight,
+        s.genic_weight,
         s.content_weight,
         s.site_weight,
         s.gene_penalty,

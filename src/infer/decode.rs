@@ -21,7 +21,8 @@
 //! * Transition penalties (natural-log units): [`DecodeConfig::gene_penalty`] to open a gene,
 //!   [`DecodeConfig::intron_penalty`] to open an intron (CDS or UTR); all other transitions free.
 //! * Optional sequence signals ([`crate::infer::signals`], [`DecodeConfig::signals`]): the
-//!   emission of a state becomes `nn_weight · ln p + content_weight · ln P_content(base | context)`
+//!   emission of a state becomes `nn_weight · ln p + genic_weight · ln p(genic or not) +
+//!   content_weight · ln P_content(base | context)`
 //!   for its codon position, intron or other slot, and the donor, acceptor and start-context
 //!   log-odds × `site_weight` are added on entering an intron, leaving one and entering a start
 //!   codon. [`crate::infer::tune`] chooses the weights on a validation region.
@@ -76,6 +77,9 @@ pub struct DecodeConfig {
     pub signals: Option<Arc<Signals>>,
     /// Weight of the network's log-probabilities in every emission.
     pub nn_weight: f64,
+    /// Weight of the network's coarse evidence, `ln P(intergenic)` for the intergenic state and
+    /// `ln (1 − P(intergenic))` for every genic state.
+    pub genic_weight: f64,
     /// Weight of the content models' log-probabilities in every emission.
     pub content_weight: f64,
     /// Weight of the site matrices: donor and acceptor log-odds on intron entry and exit, start
@@ -96,6 +100,7 @@ impl Default for DecodeConfig {
             alt_starts: false,
             signals: None,
             nn_weight: 1.0,
+            genic_weight: 0.0,
             content_weight: 0.0,
             site_weight: 0.0,
         }
@@ -126,7 +131,11 @@ impl DecodeConfig {
                 "decoder: gene and intron penalties must be finite and >= 0",
             ));
         }
-        if !finite(self.nn_weight) || !finite(self.content_weight) || !finite(self.site_weight) {
+        if !finite(self.nn_weight)
+            || !finite(self.genic_weight)
+            || !finite(self.content_weight)
+            || !finite(self.site_weight)
+        {
             return Err(Error::input(
                 "decoder: network, content and site weights must be finite and >= 0",
             ));
@@ -227,9 +236,25 @@ fn state_emissions(p: &[f32], b: &[u8], i: usize, cfg: &DecodeConfig) -> [f64; N
         },
         _ => [0.0; CONTENT_SLOTS],
     };
+    let (genic, inter) = if cfg.genic_weight > 0.0 {
+        let f = f64::from(cfg.prob_floor);
+        let ig = f64::from(p[labels::INTERGENIC as usize] + p[labels::NC_EXON as usize]);
+        let ig = if ig.is_nan() {
+            0.5
+        } else {
+            ig.clamp(f, 1.0 - f)
+        };
+        (
+            cfg.genic_weight * (1.0 - ig).ln(),
+            cfg.genic_weight * ig.ln(),
+        )
+    } else {
+        (0.0, 0.0)
+    };
     let mut out = [0.0; NUM_STATES];
     for (s, o) in out.iter_mut().enumerate() {
-        *o = cfg.nn_weight * e[EMIT[s]] + c[CSLOT[s]];
+        let coarse = if s == IG { inter } else { genic };
+        *o = cfg.nn_weight * e[EMIT[s]] + c[CSLOT[s]] + coarse;
     }
     out
 }

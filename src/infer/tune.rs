@@ -20,6 +20,9 @@ use crate::io::gff::{Annotation, Interval};
 pub struct DecoderSettings {
     /// Weight of the network's log-probabilities.
     pub nn_weight: f64,
+    /// Weight of the network's genic-or-intergenic evidence (0 in files written before it).
+    #[serde(default)]
+    pub genic_weight: f64,
     /// Weight of the content models.
     pub content_weight: f64,
     /// Weight of the site matrices (donor, acceptor, start).
@@ -36,6 +39,7 @@ impl Default for DecoderSettings {
         let d = DecodeConfig::default();
         DecoderSettings {
             nn_weight: d.nn_weight,
+            genic_weight: d.genic_weight,
             content_weight: d.content_weight,
             site_weight: d.site_weight,
             gene_penalty: d.gene_penalty,
@@ -48,6 +52,7 @@ impl DecoderSettings {
     /// Copy these settings into `cfg`.
     pub fn apply(&self, cfg: &mut DecodeConfig) {
         cfg.nn_weight = self.nn_weight;
+        cfg.genic_weight = self.genic_weight;
         cfg.content_weight = self.content_weight;
         cfg.site_weight = self.site_weight;
         cfg.gene_penalty = self.gene_penalty;
@@ -56,23 +61,26 @@ impl DecoderSettings {
 }
 
 /// The settings tried by default: the network alone (weight 1, no signals), and network weight
-/// × site weight with content weight 1; each with every gene and intron penalty. Without
-/// signals only the first part.
+/// × genic weight × site weight with content weight 1; each with every gene and intron penalty.
+/// Without signals only the first part.
 pub fn default_grid(with_signals: bool) -> Vec<DecoderSettings> {
-    let mut mixes = vec![(1.0, 0.0, 0.0)];
+    let mut mixes = vec![(1.0, 0.0, 0.0, 0.0)];
     if with_signals {
-        for nn in [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0] {
-            for site in [0.0, 0.5, 1.0, 2.0, 3.0] {
-                mixes.push((nn, 1.0, site));
+        for nn in [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0] {
+            for genic in [0.0, 0.25, 1.0] {
+                for site in [0.0, 0.5, 1.0, 2.0, 3.0] {
+                    mixes.push((nn, genic, 1.0, site));
+                }
             }
         }
     }
     let mut out = Vec::new();
-    for (nn_weight, content_weight, site_weight) in mixes {
-        for gene_penalty in [2.0, 5.0, 10.0, 20.0] {
-            for intron_penalty in [2.0, 4.0, 8.0, 12.0] {
+    for (nn_weight, genic_weight, content_weight, site_weight) in mixes {
+        for gene_penalty in [2.0, 5.0, 10.0, 20.0, 40.0] {
+            for intron_penalty in [2.0, 4.0, 8.0, 12.0, 20.0] {
                 out.push(DecoderSettings {
                     nn_weight,
+                    genic_weight,
                     content_weight,
                     site_weight,
                     gene_penalty,
