@@ -471,6 +471,9 @@ fn small_hyena_toml(dir: &Path) -> String {
 }
 
 fn report(dir: &Path) -> serde_json::Value {
+    // The run state travels inside the resumable checkpoint (one atomic rename).
+    let last = genolm::train::classify::load_tensors(&dir.join("last.safetensors")).unwrap();
+    assert!(last.contains_key(genolm::train::classify::STATE_TENSOR));
     let text = std::fs::read_to_string(dir.join("report.json")).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let o = v.as_object_mut().unwrap();
