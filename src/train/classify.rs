@@ -387,7 +387,7 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
     // kill between writing the checkpoint and state.json cannot pair new weights with an old
     // state; state.json is read only for checkpoints written before that.
     let (mut st, mut log, resumed) =
-        step::start::<RunState>(&files, job.resume, true, &weights, &mut opt, || {
+        step::start::<RunState>(&files, job.resume, &weights, &mut opt, || {
             if let Some(init) = &o.init {
                 let src = finetune::read_source(Path::new(init))?;
                 finetune::load_backbone(&weights, &src)?;
@@ -400,7 +400,6 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
     let checkpoint = Checkpointer {
         files: &files,
         weights: &weights,
-        embed: true,
     };
 
     let bar = step::progress_bar(job.progress, total_steps, st.step)?;

@@ -669,7 +669,7 @@ pub fn pretrain(job: &PretrainJob) -> Result<(PretrainState, Option<EvalResult>)
     let dir = job.dir;
     let files = RunFiles::new(dir);
     let (mut st, mut log, resumed) =
-        step::start::<PretrainState>(&files, job.resume, true, &weights, &mut opt, || {
+        step::start::<PretrainState>(&files, job.resume, &weights, &mut opt, || {
             for p in [&files.best, &files.last, &files.state] {
                 let _ = std::fs::remove_file(p);
             }
@@ -681,7 +681,6 @@ pub fn pretrain(job: &PretrainJob) -> Result<(PretrainState, Option<EvalResult>)
     let checkpoint = Checkpointer {
         files: &files,
         weights: &weights,
-        embed: true,
     };
     let bar = step::progress_bar(job.progress, o.max_steps, st.step)?;
     let len = cfg.model.seq_len;

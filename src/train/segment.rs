@@ -684,14 +684,13 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
     };
     let files = RunFiles::new(job.dir);
     let (mut st, mut log, resumed) =
-        step::start::<RunState>(&files, job.resume, true, &weights, &mut opt, || Ok(()))?;
+        step::start::<RunState>(&files, job.resume, &weights, &mut opt, || Ok(()))?;
     if resumed {
         step::say_resuming(job.dir, &st);
     }
     let checkpoint = Checkpointer {
         files: &files,
         weights: &weights,
-        embed: true,
     };
     let bar = step::progress_bar(job.progress, total_steps, st.step)?;
     let weights_c = &spec.class_weights;

@@ -254,12 +254,11 @@ impl SavedState for RunState {
 pub fn start<S: SavedState>(
     files: &RunFiles,
     resume: bool,
-    embedded: bool,
     weights: &Weights,
     opt: &mut AdamW,
     fresh: impl FnOnce() -> Result<()>,
 ) -> Result<(S, MetricsLog, bool)> {
-    match read_state::<S>(files, resume, embedded)? {
+    match read_state::<S>(files, resume)? {
         Some((mut st, t)) => {
             weights.load(&t, &files.last.display().to_string())?;
             opt.load_state(&t, st.step())?;
@@ -279,15 +278,13 @@ pub struct Checkpointer<'a> {
     pub files: &'a RunFiles,
     /// The model's weights.
     pub weights: &'a Weights,
-    /// Also store the state inside `last.safetensors` as [`STATE_TENSOR`].
-    pub embed: bool,
 }
 
 impl Checkpointer<'_> {
     /// Record the log length in `st`, then save weights, optimizer moments and `st`.
     pub fn save<S: SavedState>(&self, st: &mut S, opt: &AdamW, log: &mut MetricsLog) -> Result<()> {
         *st.log_bytes() = log.flushed_len()?;
-        save_checkpoint(self.files, self.weights, opt, st, self.embed)
+        save_checkpoint(self.files, self.weights, opt, st)
     }
 }
 
@@ -332,23 +329,14 @@ fn read_state_json<S: DeserializeOwned>(path: &Path) -> Result<S> {
 
 /// On resume, the saved run state and checkpoint tensors, if there is a checkpoint.
 ///
-/// With `embedded`, the state is read from the checkpoint's [`STATE_TENSOR`] (checkpoints
-/// written before it existed fall back to `state.json`); otherwise from `state.json`, which
-/// must exist beside `last.safetensors`.
+/// The state is read from the checkpoint's [`STATE_TENSOR`]; checkpoints written before it
+/// existed fall back to `state.json`.
 pub fn read_state<S: DeserializeOwned>(
     files: &RunFiles,
     resume: bool,
-    embedded: bool,
 ) -> Result<Option<(S, HashMap<String, Tensor>)>> {
     if !resume || !files.last.exists() {
         return Ok(None);
-    }
-    if !embedded {
-        if !files.state.exists() {
-            return Ok(None);
-        }
-        let st = read_state_json(&files.state)?;
-        return Ok(Some((st, load_tensors(&files.last)?)));
     }
     let t = load_tensors(&files.last)?;
     let state = match t.get(STATE_TENSOR) {
@@ -366,26 +354,24 @@ pub fn read_state<S: DeserializeOwned>(
     Ok(state.map(|s| (s, t)))
 }
 
-/// Save the resumable checkpoint: weights, optimizer moments (and with `embed`, the state as
-/// [`STATE_TENSOR`]) to `last.safetensors`, then the state to `state.json`.
+/// Save the resumable checkpoint: weights, optimizer moments and the state (as
+/// [`STATE_TENSOR`], one atomic rename) to `last.safetensors`, then a readable copy of the state
+/// to `state.json`.
 pub fn save_checkpoint<S: Serialize>(
     files: &RunFiles,
     weights: &Weights,
     opt: &AdamW,
     st: &S,
-    embed: bool,
 ) -> Result<()> {
     let json = serde_json::to_string_pretty(st).map_err(|e| Error::Internal(e.to_string()))?;
     let mut t = weights.tensors();
     t.extend(opt.state());
-    if embed {
-        let bytes = json.as_bytes().to_vec();
-        let n = bytes.len();
-        t.insert(
-            STATE_TENSOR.into(),
-            Tensor::from_vec(bytes, n, &Device::Cpu)?,
-        );
-    }
+    let bytes = json.as_bytes().to_vec();
+    let n = bytes.len();
+    t.insert(
+        STATE_TENSOR.into(),
+        Tensor::from_vec(bytes, n, &Device::Cpu)?,
+    );
     save_tensors(&files.last, &t)?;
     write_file(&files.state, json.as_bytes())
 }
