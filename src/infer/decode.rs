@@ -385,22 +385,19 @@ where
     };
     let stop_at = |i: usize| is_stop(at(i), at(i + 1), at(i + 2));
 
-    // Prefix sums of the intron emission, for the min-length jump into introns.
+    // Prefix sums of the intron emission, for the min-length jump into introns: `pre[i + 1]`
+    // is pushed at base i, before the jump that ends there reads it.
     let mut pre = Vec::with_capacity(if euk { n + 1 } else { 0 });
-    if euk {
-        let mut s = 0.0f64;
-        pre.push(0.0);
-        for i in 0..n {
-            s += state_emissions(row(i), b, i, cfg)[I0];
-            pre.push(s);
-        }
-    }
     let neg = f64::NEG_INFINITY;
     let mut bp = vec![NONE; n * NUM_STATES];
     // Ring of past score vectors, for the jumps from position i-L.
     let ring = l + 1;
     let mut hist = vec![[neg; NUM_STATES]; ring];
     let mut v = state_emissions(row(0), b, 0, cfg);
+    if euk {
+        pre.push(0.0);
+        pre.push(v[I0]);
+    }
     {
         if !start_codon(0) {
             v[S0] = neg;
@@ -414,6 +411,9 @@ where
     }
     for i in 1..n {
         let e = state_emissions(row(i), b, i, cfg);
+        if euk {
+            pre.push(pre[i] + e[I0]);
+        }
         let mut nv = [neg; NUM_STATES];
         let bpi = &mut bp[i * NUM_STATES..(i + 1) * NUM_STATES];
         macro_rules! best {
