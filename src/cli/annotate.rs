@@ -289,7 +289,7 @@ fn stream(
         tiles,
         chunk: args.chunk,
         ctx: args.chunk_overlap,
-        decode: DecodeConfig { ..decode_cfg },
+        decode: decode_cfg,
         bed_class,
         bed: bed.map(|w| BedRuns {
             w,

@@ -267,13 +267,12 @@ fn tune_decoder(
     if let Some(sig) = &base.signals {
         signals::write_run_signals(dir, sig)?;
     }
-    let network_only = tune::tune(
-        &valid,
-        &data.reference,
-        &base,
-        &[DecoderSettings::default()],
-    )?
-    .remove(0);
+    // The network alone is one setting of the grid (its result does not depend on the order).
+    let network_only = trials
+        .iter()
+        .find(|t| t.settings == DecoderSettings::default())
+        .cloned()
+        .ok_or_else(|| Error::Internal("the decoder grid lacks the network alone".into()))?;
     let file = tune::DecoderFile {
         settings: chosen.settings,
         chosen: chosen.clone(),
@@ -312,18 +311,15 @@ fn tune_decoder(
         let mut alone = base;
         DecoderSettings::default().apply(&mut alone);
         let (rep0, _) = tune::decode_and_evaluate(&test, &data.reference, &alone)?;
-        let f1 = |r: &crate::infer::evaluate::Report, l: &str, f: &str| {
-            r.total(l, f).map_or(0.0, |c| c.f1())
-        };
         eprintln!(
             "decoded test genes: base.cds F1 {:.4}, exon.all F1 {:.4}, gene.all F1 {:.4} \
              (network alone: {:.4}, {:.4}, {:.4})",
-            f1(&rep, "base", "cds"),
-            f1(&rep, "exon", "all"),
-            f1(&rep, "gene", "all"),
-            f1(&rep0, "base", "cds"),
-            f1(&rep0, "exon", "all"),
-            f1(&rep0, "gene", "all")
+            rep.f1("base", "cds"),
+            rep.f1("exon", "all"),
+            rep.f1("gene", "all"),
+            rep0.f1("base", "cds"),
+            rep0.f1("exon", "all"),
+            rep0.f1("gene", "all")
         );
         out["test"] = rep.to_json();
         out["test_network_only"] = rep0.to_json();

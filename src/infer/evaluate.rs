@@ -106,6 +106,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// F1 of `level.feature` over both strands (0 for an unknown name).
+    pub fn f1(&self, level: &str, feature: &str) -> f64 {
+        self.total(level, feature).map_or(0.0, |c| c.f1())
+    }
+
     /// Counts of `level.feature` over both strands (`None` for an unknown name).
     pub fn total(&self, level: &str, feature: &str) -> Option<Counts> {
         let c = self.counts.get(&(level.to_string(), feature.to_string()))?;

@@ -167,13 +167,12 @@ pub fn tune(
             let mut cfg = base.clone();
             s.apply(&mut cfg);
             let (rep, pred) = decode_and_evaluate(regions, reference, &cfg)?;
-            let f1 = |l: &str, f: &str| rep.total(l, f).map_or(0.0, |c| c.f1());
-            let (c, e) = (f1("base", "cds"), f1("exon", "all"));
+            let (c, e) = (rep.f1("base", "cds"), rep.f1("exon", "all"));
             Ok(Trial {
                 settings: *s,
                 base_cds_f1: c,
                 exon_all_f1: e,
-                gene_all_f1: f1("gene", "all"),
+                gene_all_f1: rep.f1("gene", "all"),
                 genes: pred.genes.len(),
                 objective: 0.5 * (c + e),
             })
