@@ -21,7 +21,9 @@
 //!    (the shorter sequence end to end, free end gaps on the longer one; scores as cd-hit-est:
 //!    match 2, mismatch −2, gap open −6, gap extend −1; N matches nothing) on the candidate's
 //!    strand. Identity = identical aligned A/C/G/T bases / length of the shorter sequence, the
-//!    cd-hit-est definition (`-G 1`).
+//!    cd-hit-est definition (`-G 1`). Two linear-memory Gotoh passes first give the fewest and
+//!    the most identities over all best-scoring alignments; `bio`'s traceback runs only when
+//!    they differ (see [`identity`]), so the identity is `bio`'s either way.
 //! 5. **Clusters.** Pairs with identity ≥ the threshold are linked; connected components of a
 //!    union-find are the clusters (single linkage). A pair already in one component is not
 //!    aligned, so big families cost about one alignment per member.
@@ -164,6 +166,15 @@ pub struct KmerIndex {
 impl KmerIndex {
     /// Index the sketches of `seqs` (rayon-parallel); sequences must be under 65,536 bp.
     pub fn build(seqs: &[&[u8]], k: usize) -> Result<Self> {
+        Self::build_min(seqs, k, 1)
+    }
+
+    /// As [`Self::build`], keeping only k-mers with at least `min_postings` postings.
+    ///
+    /// For an all-against-all search (`min_postings` 2) a k-mer held by one sequence links
+    /// nothing; dropping those (most of them) shrinks the index several-fold and spares each
+    /// query's lookups a cache miss apiece.
+    pub fn build_min(seqs: &[&[u8]], k: usize, min_postings: usize) -> Result<Self> {
         if seqs.len() >= 1 << 31 {
             return Err(Error::input(
                 "too many sequences for the k-mer index (2^31)",
@@ -204,19 +215,18 @@ impl KmerIndex {
         entries.par_sort_unstable();
         let mut codes = Vec::new();
         let mut offsets = Vec::new();
-        let mut postings = Vec::with_capacity(entries.len());
-        let mut positions = Vec::with_capacity(entries.len());
-        let mut last = u64::MAX;
-        for (e, pos) in entries {
-            let code = e >> 32;
-            if code != last {
-                codes.push(code as u32);
-                offsets.push(postings.len() as u32);
-                last = code;
+        let mut postings = Vec::new();
+        let mut positions = Vec::new();
+        for group in entries.chunk_by(|a, b| a.0 >> 32 == b.0 >> 32) {
+            if group.len() < min_postings {
+                continue;
             }
-            postings.push(e as u32);
-            positions.push(pos);
+            codes.push((group[0].0 >> 32) as u32);
+            offsets.push(postings.len() as u32);
+            postings.extend(group.iter().map(|&(e, _)| e as u32));
+            positions.extend(group.iter().map(|&(_, pos)| pos));
         }
+        drop(entries);
         offsets.push(postings.len() as u32);
         let bits = (2 * k).min(22) as u32;
         let bucket_shift = 2 * k as u32 - bits;
@@ -352,6 +362,9 @@ pub struct Scratch {
     hits: Vec<u64>,
     aligner: Aligner<fn(u8, u8) -> i32>,
     rc: Vec<u8>,
+    rows: Vec<i64>,
+    /// Pairs whose identity needed `bio`'s traceback (optimal alignments differ in identity).
+    pub traced: u64,
 }
 
 impl Default for Scratch {
@@ -369,6 +382,8 @@ impl Default for Scratch {
                 score as fn(u8, u8) -> i32,
             ),
             rc: Vec::new(),
+            rows: Vec::new(),
+            traced: 0,
         }
     }
 }
@@ -449,7 +464,7 @@ impl LcsPattern {
                 carry = (c1 | c2) as u64;
                 v[w] = s2 | (vw & !m[w]);
             }
-            if j % 64 == 63 && self.zeros(v) + (n - 1 - j) < need {
+            if j % CHECK_EVERY == CHECK_EVERY - 1 && self.bound(v, n - 1 - j) < need {
                 return None;
             }
         }
@@ -459,9 +474,18 @@ impl LcsPattern {
 
     /// Zero bits of `v` within the pattern length (the LCS so far).
     fn zeros(&self, v: &[u64]) -> usize {
+        self.zeros_prefix(v, self.len)
+    }
+
+    /// Zero bits among the first `p` bits of `v`: the LCS of the pattern's first `p` bases
+    /// with the columns read so far.
+    fn zeros_prefix(&self, v: &[u64], p: usize) -> usize {
         let mut ones = 0usize;
         for (w, &x) in v.iter().enumerate() {
-            let bits = (self.len - 64 * w).min(64);
+            if 64 * w >= p {
+                break;
+            }
+            let bits = (p - 64 * w).min(64);
             let mask = if bits == 64 {
                 u64::MAX
             } else {
@@ -469,7 +493,23 @@ impl LcsPattern {
             };
             ones += (x & mask).count_ones() as usize;
         }
-        self.len - ones
+        p - ones
+    }
+
+    /// Upper bound on the final LCS with `left` columns of `y` still to read.
+    ///
+    /// A common subsequence splits at the current column: its first part is a common subsequence
+    /// of the columns read and some prefix `x[..p]`, its second part has at most
+    /// `min(len - p, left)` bases. The sum is largest at `p = len - left` (the prefix LCS gains
+    /// at most one per base, `len - p` loses exactly one), so the bound is
+    /// `LCS(x[..len - left], read) + left`; it is the plain `LCS(x, read) + left` bound when
+    /// `left >= len`.
+    fn bound(&self, v: &[u64], left: usize) -> usize {
+        if left >= self.len {
+            self.len
+        } else {
+            self.zeros_prefix(v, self.len - left) + left
+        }
     }
 
     /// [`Self::lcs_reaching`] with the bit vector in registers (patterns up to 64·W bp).
@@ -488,7 +528,7 @@ impl LcsPattern {
         let n = y.len();
         let mut done = 0usize;
         while done < n {
-            let end = (done + 64).min(n);
+            let end = (done + CHECK_EVERY).min(n);
             if rc {
                 for &b in y[n - end..n - done].iter().rev() {
                     lcs_step(&mut v, &m[codes[b as usize] as usize]);
@@ -499,7 +539,7 @@ impl LcsPattern {
                 }
             }
             done = end;
-            if done < n && self.zeros(&v) + (n - done) < need {
+            if done < n && self.bound(&v, n - done) < need {
                 return None;
             }
         }
@@ -507,6 +547,9 @@ impl LcsPattern {
         (l >= need).then_some(l)
     }
 }
+
+/// Columns read between two checks of the early-exit bound in [`LcsPattern::lcs_reaching`].
+const CHECK_EVERY: usize = 16;
 
 /// One column of the bit-parallel LCS (Hyyrö): V' = (V + (V & M)) | (V & !M).
 #[inline(always)]
@@ -547,6 +590,11 @@ fn revcomp_into(s: &[u8], out: &mut Vec<u8>) {
 ///
 /// Symmetric: the pair is put in a canonical order (shorter first, then byte order) and the
 /// second one is reverse-complemented when `rc`, so `identity(x, y, rc) == identity(y, x, rc)`.
+///
+/// Fast path: [`identity_range`] finds the fewest and the most identical bases over *all*
+/// best-scoring alignments (two linear-memory passes, no traceback). `bio`'s alignment is one of
+/// them, so when the two agree that is its identity and `bio` is not run; only pairs whose
+/// optimal alignments differ in identity are traced back with `bio`.
 pub fn identity(x: &[u8], y: &[u8], rc: bool, scratch: &mut Scratch) -> f64 {
     let (a, b) = if (x.len(), x) <= (y.len(), y) {
         (x, y)
@@ -563,9 +611,38 @@ pub fn identity(x: &[u8], y: &[u8], rc: bool, scratch: &mut Scratch) -> f64 {
     } else {
         b
     };
-    let shorter = a.len();
-    // The shorter sequence is aligned end to end (global), the longer one locally.
-    let aln = scratch.aligner.semiglobal(a, b);
+    let (lo, hi, _) = optimal_identical_range(a, b, &mut scratch.rows);
+    let same = if lo == hi {
+        lo
+    } else {
+        scratch.traced += 1;
+        bio_identical(a, b, &mut scratch.aligner)
+    };
+    scratch.rc = rc_buf;
+    same as f64 / a.len() as f64
+}
+
+/// Identity of the pair as [`identity`] computes it, but always by `bio`'s traceback (the
+/// reference the fast path is tested against).
+pub fn identity_bio(x: &[u8], y: &[u8], rc: bool, scratch: &mut Scratch) -> f64 {
+    let (a, b) = if (x.len(), x) <= (y.len(), y) {
+        (x, y)
+    } else {
+        (y, x)
+    };
+    if a.is_empty() {
+        return 0.0;
+    }
+    let mut b = b.to_vec();
+    if rc {
+        b = b.iter().rev().map(|&c| crate::seq::complement(c)).collect();
+    }
+    bio_identical(a, &b, &mut scratch.aligner) as f64 / a.len() as f64
+}
+
+/// Identical aligned A/C/G/T bases of `bio`'s semi-global alignment of `a` (end to end) in `b`.
+fn bio_identical(a: &[u8], b: &[u8], aligner: &mut Aligner<fn(u8, u8) -> i32>) -> usize {
+    let aln = aligner.semiglobal(a, b);
     let (mut i, mut j) = (aln.xstart, aln.ystart);
     let mut same = 0usize;
     for op in &aln.operations {
@@ -583,8 +660,73 @@ pub fn identity(x: &[u8], y: &[u8], rc: bool, scratch: &mut Scratch) -> f64 {
             AlignmentOperation::Yclip(n) => j += n,
         }
     }
-    scratch.rc = rc_buf;
-    same as f64 / shorter as f64
+    same
+}
+
+/// Over all best-scoring semi-global alignments of `x` (end to end) in `y` (free end gaps),
+/// with `bio`'s scores (match 2, mismatch −2, a gap of length k costs 5 + k): the fewest and
+/// the most identical aligned A/C/G/T bases, and the best score.
+///
+/// Each DP cell holds `score · 2^16 ± identical`, so the maximum is the best score with ties
+/// broken toward the most (or fewest) identities; the order is kept under addition, so the
+/// Gotoh recurrences stay exact. `x` must be shorter than 65,536 bp.
+pub fn identity_range(x: &[u8], y: &[u8]) -> (usize, usize, i32) {
+    optimal_identical_range(x, y, &mut Vec::new())
+}
+
+fn optimal_identical_range(x: &[u8], y: &[u8], rows: &mut Vec<i64>) -> (usize, usize, i32) {
+    debug_assert!(x.len() < 1 << 16);
+    let (hi, score) = gotoh_packed(x, y, 1, rows);
+    let (lo_packed, score2) = gotoh_packed(x, y, -1, rows);
+    debug_assert_eq!(score, score2);
+    (lo_packed, hi, score)
+}
+
+/// One Gotoh pass with packed cells (`sign` +1: most identities, −1: fewest); returns
+/// (identities, score) of the best cell of the last row.
+fn gotoh_packed(x: &[u8], y: &[u8], sign: i64, rows: &mut Vec<i64>) -> (usize, i32) {
+    const SH: i64 = 1 << 16;
+    const NEG: i64 = i64::MIN / 4;
+    let (open, ext) = (GAP_OPEN as i64 * SH, GAP_EXTEND as i64 * SH);
+    let m = y.len();
+    rows.clear();
+    rows.resize(3 * (m + 1), 0);
+    let (s_prev, rest) = rows.split_at_mut(m + 1);
+    let (s_cur, i_gap) = rest.split_at_mut(m + 1);
+    // Row 0: any prefix of y is skipped for free; no vertical gap is open yet.
+    i_gap.fill(NEG);
+    let (mut s_prev, mut s_cur) = (s_prev, s_cur);
+    let ycodes: Vec<u8> = y.iter().map(|&b| BASE_CODE[b as usize]).collect();
+    for (i, &xb) in x.iter().enumerate() {
+        let cx = BASE_CODE[xb as usize];
+        let hit = 2 * SH + sign;
+        s_cur[0] = open + ext * i as i64;
+        i_gap[0] = s_cur[0];
+        let mut d = NEG;
+        for j in 1..=m {
+            let iv = (s_prev[j] + open).max(i_gap[j] + ext);
+            d = (s_cur[j - 1] + open).max(d + ext);
+            let sub = if cx < 4 && ycodes[j - 1] == cx {
+                hit
+            } else {
+                -2 * SH
+            };
+            s_cur[j] = (s_prev[j - 1] + sub).max(iv).max(d);
+            i_gap[j] = iv;
+        }
+        std::mem::swap(&mut s_prev, &mut s_cur);
+    }
+    // The rest of y is skipped for free too.
+    let best = s_prev.iter().copied().max().unwrap_or(0);
+    let score = best.div_euclid(SH);
+    let rem = best.rem_euclid(SH);
+    let same = if sign > 0 { rem } else { (SH - rem) % SH };
+    let score = if sign < 0 && rem != 0 {
+        score + 1
+    } else {
+        score
+    };
+    (same as usize, score as i32)
 }
 
 /// Union-find over `0..n` with path halving and union by size.
@@ -666,7 +808,7 @@ pub struct ClusterStats {
 pub fn cluster(seqs: &[&[u8]], params: &Params) -> Result<(Vec<usize>, ClusterStats)> {
     params.validate()?;
     let start = std::time::Instant::now();
-    let index = KmerIndex::build(seqs, params.k)?;
+    let index = KmerIndex::build_min(seqs, params.k, 2)?;
     // (bound, i, j, strand): pairs i < j passing the bar and the LCS bound.
     type Pair = (f64, u32, u32, u8);
     let per_query: Vec<(u64, Vec<Pair>)> = (0..seqs.len())
@@ -994,6 +1136,108 @@ mod tests {
             assert_eq!(pat.lcs(&b, false, &mut v), naive_lcs(&a, &b), "{m} {n}");
             let rc: Vec<u8> = b.iter().rev().map(|&c| crate::seq::complement(c)).collect();
             assert_eq!(pat.lcs(&b, true, &mut v), naive_lcs(&a, &rc), "{m} {n} rc");
+        }
+    }
+
+    /// A random sequence and a mutated copy (substitutions, indels, N) of it.
+    fn family(state: &mut u64, n: usize, rate: f64) -> (Vec<u8>, Vec<u8>) {
+        let mut next = || {
+            *state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (*state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let a: Vec<u8> = (0..n).map(|_| b"ACGT"[(next() * 4.0) as usize]).collect();
+        let mut b = Vec::new();
+        let flank = (next() * 20.0) as usize;
+        for _ in 0..flank {
+            b.push(b"ACGT"[(next() * 4.0) as usize]);
+        }
+        for &c in &a {
+            let r = next();
+            if r < rate * 0.6 {
+                b.push(b"ACGTN"[(next() * 5.0) as usize]);
+            } else if r < rate * 0.8 {
+                // deletion
+            } else if r < rate {
+                b.push(c);
+                b.push(b"ACGT"[(next() * 4.0) as usize]);
+            } else {
+                b.push(c);
+            }
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn fast_identity_brackets_bio_and_equals_it() {
+        let mut state = 11u64;
+        let mut sc = Scratch::default();
+        let (mut ties, mut pairs) = (0, 0);
+        for round in 0..300 {
+            let n = 20 + (round * 7) % 280;
+            let rate = [0.02, 0.1, 0.2, 0.35, 0.6][round % 5];
+            let (a, b) = family(&mut state, n, rate);
+            for rc in [false, true] {
+                let b2: Vec<u8> = if rc {
+                    b.iter().rev().map(|&c| crate::seq::complement(c)).collect()
+                } else {
+                    b.clone()
+                };
+                let (x, y) = if (a.len(), &a[..]) <= (b2.len(), &b2[..]) {
+                    (&a[..], &b2[..])
+                } else {
+                    (&b2[..], &a[..])
+                };
+                let aln = sc.aligner.semiglobal(x, y);
+                let bio_same = bio_identical(x, y, &mut sc.aligner);
+                let (lo, hi, score) = identity_range(x, y);
+                assert_eq!(
+                    score, aln.score,
+                    "round {round}: best score differs from bio's"
+                );
+                assert!(
+                    lo <= bio_same && bio_same <= hi,
+                    "round {round}: bio {bio_same} outside [{lo}, {hi}]"
+                );
+                ties += usize::from(lo != hi);
+                pairs += 1;
+                // The public identity is bio's, fast path or not.
+                assert_eq!(
+                    identity(&a, &b, rc, &mut sc),
+                    identity_bio(&a, &b, rc, &mut sc),
+                    "round {round} rc {rc}"
+                );
+            }
+        }
+        assert!(
+            ties < pairs / 2,
+            "{ties} of {pairs} pairs needed a traceback"
+        );
+    }
+
+    #[test]
+    fn lcs_reaching_exits_only_below_need() {
+        // The early exit must never drop a pair that reaches `need`, for patterns shorter and
+        // longer than the text, one word or several, and related or unrelated pairs.
+        let mut state = 5u64;
+        let mut v = Vec::new();
+        for round in 0..200 {
+            let n = 10 + (round * 37) % 400;
+            let (a, mut b) = family(&mut state, n, [0.05, 0.2, 0.5, 1.0][round % 4]);
+            if round % 3 == 0 {
+                b.truncate(b.len() / 2 + 1);
+            }
+            let pat = LcsPattern::new(&a);
+            let want = naive_lcs(&a, &b);
+            for need in [want.saturating_sub(3), want, want + 1, want + 7] {
+                let got = pat.lcs_reaching(&b, false, need, &mut v);
+                assert_eq!(
+                    got,
+                    (want >= need).then_some(want),
+                    "round {round} need {need}"
+                );
+            }
         }
     }
 
