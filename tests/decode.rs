@@ -723,6 +723,8 @@ fn signals_fit_counts_sites_and_normalises() {
     let sig = Signals::fit(3, pieces(&seq, &tracks)).unwrap();
     sig.validate().unwrap();
     assert_eq!(sig.sites, [3, 3, 3], "donors, acceptors, starts");
+    // Three complete introns: too few to fit a minimum intron length.
+    assert_eq!((sig.introns, sig.min_intron), (3, None));
     // Every content row is a distribution.
     for row in sig.content.chunks(4) {
         let s: f32 = row.iter().map(|x| x.exp()).sum();
@@ -756,6 +758,61 @@ fn signals_fit_counts_sites_and_normalises() {
         track: Cow::Borrowed(&tracks.plus[..9]),
     };
     assert!(Signals::fit(2, [bad]).is_err());
+}
+
+#[test]
+fn signals_fit_the_shortest_intron_and_the_decoder_never_calls_a_shorter_one() {
+    // Six spliced genes (both strands), four introns each: 24 introns of 64 to 180 bases.
+    let mut r = ChaCha8Rng::seed_from_u64(9);
+    let len = 14_000;
+    let mut seq = random_seq(&mut r, len);
+    let mut lengths = Vec::new();
+    let mut genes = Vec::new();
+    for g in 0..6 {
+        // Every gene but the last has a short (64 or 93 base) intron.
+        let introns: Vec<usize> = if g == 5 {
+            vec![122, 151, 180, 151]
+        } else {
+            (0..4).map(|i| 64 + 29 * ((g + 2 * i) % 5)).collect()
+        };
+        lengths.extend(&introns);
+        let plan = Plan::new(300 + 2200 * g, g % 2 == 1, &[90, 60, 120, 75, 63], &introns);
+        genes.push(plant(&mut r, &mut seq, "s1", &plan));
+    }
+    let tracks = LabelTracks::from_genes(len, &genes);
+    let sig = Signals::fit(2, pieces(&seq, &tracks)).unwrap();
+    assert_eq!(sig.introns, 24);
+    // The 0.5 % quantile of 24 lengths is the shortest.
+    assert_eq!(sig.min_intron, lengths.iter().copied().min());
+    let sig = Arc::new(sig);
+    let cfg = DecodeConfig::default().with_signals(sig.clone());
+    assert_eq!(cfg.min_intron, 64);
+    // Exact probabilities decode every gene with the fitted minimum...
+    let (plus, minus) = (probs(&tracks.plus, 0.9), probs(&tracks.minus, 0.9));
+    let out = decode("s1", 0, &seq, &plus, &minus, &cfg).unwrap();
+    assert_same(&out, &genes);
+    // ...while a longer minimum never calls the shorter introns.
+    let strict = DecodeConfig {
+        min_intron: 100,
+        ..cfg
+    };
+    let out = decode("s1", 0, &seq, &plus, &minus, &strict).unwrap();
+    let long = shape(&genes[5]);
+    assert!(
+        out.iter().any(|p| shape(&p.gene) == long),
+        "the gene with long introns is lost"
+    );
+    for p in &out {
+        let cds = &p.gene.transcripts[0].cds;
+        for w in cds.windows(2) {
+            let intron = w[1].iv.start - w[0].iv.end;
+            assert!(
+                intron >= 100,
+                "intron of {intron} bases with min_intron 100"
+            );
+        }
+        check_grammar(&seq, p, &strict).unwrap();
+    }
 }
 
 #[test]

@@ -71,6 +71,10 @@ pub struct Args {
     /// Decoder: cost (nats) of opening an intron (default: `decoder.json`, else 4).
     #[arg(long)]
     pub intron_penalty: Option<f64>,
+    /// Decoder: shortest intron in bases (default: fitted on the training introns and stored
+    /// in `signals.json`, else 20).
+    #[arg(long)]
+    pub min_intron: Option<usize>,
     /// Decoder: weight of the network's log-probabilities (default: `decoder.json`, else 1).
     #[arg(long)]
     pub nn_weight: Option<f64>,
@@ -100,7 +104,9 @@ fn decoder_config(args: &Args, run: &LoadedSegmentRun) -> Result<DecodeConfig> {
         GenomeMode::Prokaryote => DecodeConfig::prokaryote(),
     };
     if !args.no_signals {
-        cfg.signals = run.signals.clone().map(std::sync::Arc::new);
+        if let Some(sig) = run.signals.clone() {
+            cfg = cfg.with_signals(std::sync::Arc::new(sig));
+        }
         if let Some(s) = crate::infer::tune::read_run_decoder(&args.model)? {
             s.apply(&mut cfg);
         }
@@ -116,6 +122,9 @@ fn decoder_config(args: &Args, run: &LoadedSegmentRun) -> Result<DecodeConfig> {
     set(&mut cfg.genic_weight, args.genic_weight);
     set(&mut cfg.content_weight, args.content_weight);
     set(&mut cfg.site_weight, args.site_weight);
+    if let Some(m) = args.min_intron {
+        cfg.min_intron = m;
+    }
     if cfg.signals.is_none() && (cfg.content_weight > 0.0 || cfg.site_weight > 0.0) {
         return Err(Error::input(format!(
             "--content-weight/--site-weight need the run's signals.json, which {} does not \

@@ -246,10 +246,7 @@ fn tune_decoder(
     let valid = evidence(model, tok, data, &data.valid, tiles)?;
     let mut best: Option<(tune::Trial, Vec<tune::Trial>, DecodeConfig)> = None;
     for &k in orders {
-        let base = DecodeConfig {
-            signals: Some(std::sync::Arc::new(fit(k)?)),
-            ..DecodeConfig::default()
-        };
+        let base = DecodeConfig::default().with_signals(std::sync::Arc::new(fit(k)?));
         let trials = tune::tune(&valid, &data.reference, &base, &tune::default_grid(true))?;
         let top = tune::best(&trials)
             .cloned()
@@ -283,9 +280,10 @@ fn tune_decoder(
     run::write_text(dir, "decoder.json", &(text + "\n"))?;
     let s = &chosen.settings;
     eprintln!(
-        "decoder chosen on validation: order {} nn {} genic {} content {} site {} gene {} intron {} \
+        "decoder chosen on validation: order {} min intron {} nn {} genic {} content {} site {} gene {} intron {} \
          (base.cds F1 {:.4}, exon.all F1 {:.4}; network alone {:.4}, {:.4})",
         base.signals.as_ref().map_or(0, |g| g.order),
+        base.min_intron,
         s.nn_weight,
         s.genic_weight,
         s.content_weight,

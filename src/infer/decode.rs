@@ -117,6 +117,16 @@ impl DecodeConfig {
         }
     }
 
+    /// Add fitted sequence signals; their minimum intron length (fitted on the training
+    /// introns, [`Signals::min_intron`]) replaces `min_intron` when they have one.
+    pub fn with_signals(mut self, signals: Arc<Signals>) -> Self {
+        if let Some(m) = signals.min_intron {
+            self.min_intron = m.max(4);
+        }
+        self.signals = Some(signals);
+        self
+    }
+
     /// Check the settings (lengths, finite non-negative weights and penalties, signal tables).
     pub fn check(&self) -> Result<()> {
         if self.mode == Mode::Eukaryote && self.min_intron < 4 {

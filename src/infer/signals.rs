@@ -60,7 +60,20 @@ pub struct Signals {
     pub bases: [u64; CONTENT_SLOTS],
     /// Donor, acceptor and start sites counted.
     pub sites: [u64; 3],
+    /// Shortest intron the decoder should allow: the [`MIN_INTRON_QUANTILE`] quantile of the
+    /// training introns' lengths (`None` with fewer than [`MIN_INTRONS_FOR_LENGTH`] introns, and
+    /// in files written before it).
+    #[serde(default)]
+    pub min_intron: Option<usize>,
+    /// Complete training introns measured for `min_intron`.
+    #[serde(default)]
+    pub introns: u64,
 }
+
+/// Quantile of the training intron lengths taken as the decoder's minimum intron length.
+pub const MIN_INTRON_QUANTILE: f64 = 0.005;
+/// Complete training introns needed before a minimum intron length is fitted.
+pub const MIN_INTRONS_FOR_LENGTH: usize = 20;
 
 /// Base code: A 0, C 1, G 2, T 3, anything else 4.
 pub fn code(b: u8) -> u8 {
@@ -82,6 +95,8 @@ struct Counts {
     start: Vec<u64>,
     background: [u64; 4],
     sites: [u64; 3],
+    /// Lengths of complete introns (exonic on both sides).
+    intron_lengths: Vec<usize>,
 }
 
 fn exonic(c: u8) -> bool {
@@ -99,6 +114,7 @@ impl Counts {
             start: vec![0; START_LEN * 4],
             background: [0; 4],
             sites: [0; 3],
+            intron_lengths: Vec::new(),
         }
     }
 
@@ -108,8 +124,21 @@ impl Counts {
         let ctx_n = 1usize << (2 * k);
         let mut pos = 0usize;
         let mut last = labels::INTERGENIC;
+        // Start of the current intron run, when it began right after an exonic base.
+        let mut intron_from: Option<usize> = None;
         for i in 0..b.len() {
             let c = track[i];
+            if i > 0 {
+                let p = track[i - 1];
+                if c == labels::INTRON && p != labels::INTRON {
+                    intron_from = exonic(p).then_some(i);
+                } else if c != labels::INTRON && p == labels::INTRON {
+                    if let (Some(from), true) = (intron_from, exonic(c)) {
+                        self.intron_lengths.push(i - from);
+                    }
+                    intron_from = None;
+                }
+            }
             let slot = if c == labels::CDS {
                 if last != labels::CDS {
                     pos = 0;
@@ -165,7 +194,13 @@ impl Counts {
         }
     }
 
-    fn finish(self) -> Signals {
+    fn finish(mut self) -> Signals {
+        self.intron_lengths.sort_unstable();
+        let n = self.intron_lengths.len();
+        let min_intron = (n >= MIN_INTRONS_FOR_LENGTH).then(|| {
+            let at = ((n - 1) as f64 * MIN_INTRON_QUANTILE).floor() as usize;
+            self.intron_lengths[at]
+        });
         let ctx_n = 1usize << (2 * self.order);
         let mut content = vec![0f32; self.content.len()];
         let mut bases = [0u64; CONTENT_SLOTS];
@@ -212,6 +247,8 @@ impl Counts {
             ),
             bases,
             sites: self.sites,
+            min_intron,
+            introns: n as u64,
         }
     }
 }
