@@ -440,6 +440,177 @@ fn random_and_chromosome_splits_of_fasta() {
     assert!(text.contains(" label=promoter\n") && text.contains(" label=non_promoter\n"));
 }
 
+/// Regions of a planted genome as BED: two chromosomes of random sequence in which 12
+/// families of four 400 bp regions are copies (one reverse-complemented and listed on `-`)
+/// at 4 % divergence, plus 60 unrelated regions. Returns the genome, the BED and the family of
+/// each BED line (`None` for unrelated).
+fn planted_genome(dir: &Path) -> (PathBuf, PathBuf, HashMap<String, Option<usize>>) {
+    let mut rng = Rng(7);
+    let mut chroms = vec![rng.seq(60_000), rng.seq(50_000)];
+    let mut bed = String::new();
+    let mut family = HashMap::new();
+    let mut at = [100usize, 100];
+    let mut place = |chroms: &mut Vec<Vec<u8>>, c: usize, s: &[u8], minus: bool, name: String| {
+        let start = at[c];
+        let piece = if minus { revcomp(s) } else { s.to_vec() };
+        chroms[c][start..start + s.len()].copy_from_slice(&piece);
+        at[c] += s.len() + 300;
+        let strand = if minus { "-" } else { "+" };
+        format!(
+            "chr{}\t{start}\t{}\t{name}\t0\t{strand}",
+            c + 1,
+            start + s.len()
+        )
+    };
+    for f in 0..12 {
+        let base = rng.seq(400);
+        for m in 0..4 {
+            let s = if m == 0 {
+                base.clone()
+            } else {
+                rng.mutate(&base, 16)
+            };
+            let line = place(&mut chroms, (f + m) % 2, &s, m == 3, format!("fam{f}_{m}"));
+            family.insert(line.clone(), Some(f));
+            bed.push_str(&line);
+            bed.push('\n');
+        }
+    }
+    for u in 0..60 {
+        let s = rng.seq(400);
+        let line = place(&mut chroms, u % 2, &s, false, format!("solo{u}"));
+        family.insert(line.clone(), None);
+        bed.push_str(&line);
+        bed.push('\n');
+    }
+    let fa = dir.join("genome.fa");
+    write_fasta(
+        &fa,
+        &[
+            ("chr1".to_string(), chroms[0].clone()),
+            ("chr2".to_string(), chroms[1].clone()),
+        ],
+    );
+    let bed_path = dir.join("regions.bed");
+    std::fs::write(&bed_path, format!("track name=planted\n{bed}")).unwrap();
+    (fa, bed_path, family)
+}
+
+#[test]
+fn genome_and_bed_regions_split_by_homology_and_chromosome() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fa, bed, family) = planted_genome(tmp.path());
+    let (fa, bed) = (fa.to_string_lossy(), bed.to_string_lossy());
+    let out = tmp.path().join("hom");
+    let o = out.to_string_lossy();
+    ok(&[
+        "split",
+        "--method",
+        "homology",
+        "--genome",
+        &fa,
+        "--regions",
+        &bed,
+        "--out",
+        &o,
+        "--seed",
+        "3",
+    ]);
+    // The BED lines come back unchanged, each exactly once, and families stay in one split.
+    let mut seen = HashMap::new();
+    for (s, name) in ["train", "valid", "test"].iter().enumerate() {
+        let text = std::fs::read_to_string(out.join(format!("{name}.bed"))).unwrap();
+        for line in text.lines() {
+            assert!(family.contains_key(line), "unknown line {line}");
+            assert!(seen.insert(line.to_string(), s).is_none(), "{line} twice");
+        }
+    }
+    assert_eq!(seen.len(), family.len());
+    let mut split_of_family: HashMap<usize, usize> = HashMap::new();
+    for (line, s) in &seen {
+        if let Some(f) = family[line] {
+            let first = *split_of_family.entry(f).or_insert(*s);
+            assert_eq!(first, *s, "family {f} split across {first} and {s}");
+        }
+    }
+    let leak: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("leakage.json")).unwrap()).unwrap();
+    assert_eq!(
+        leak["levels"][1]["count"], 0,
+        "a test region has an 80 % train neighbour"
+    );
+    // A random split of the same regions leaks (families are cut).
+    let rnd = tmp.path().join("rnd");
+    ok(&[
+        "split",
+        "--method",
+        "random",
+        "--genome",
+        &fa,
+        "--regions",
+        &bed,
+        "--out",
+        &rnd.to_string_lossy(),
+        "--seed",
+        "3",
+        "--fractions",
+        "0.5,0,0.5",
+    ]);
+    let leak: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rnd.join("leakage.json")).unwrap()).unwrap();
+    assert!(leak["levels"][1]["count"].as_u64().unwrap() > 0);
+    // Chromosome method on region names; FASTA output names regions 1-based, `-` reversed.
+    let chr = tmp.path().join("chr");
+    ok(&[
+        "split",
+        "--method",
+        "chromosome",
+        "--genome",
+        &fa,
+        "--regions",
+        &bed,
+        "--out",
+        &chr.to_string_lossy(),
+        "--test-seqids",
+        "chr2",
+        "--format",
+        "fasta",
+    ]);
+    let test_fa = std::fs::read_to_string(chr.join("test.fa")).unwrap();
+    let train_fa = std::fs::read_to_string(chr.join("train.fa")).unwrap();
+    let n_chr2 = family.keys().filter(|l| l.starts_with("chr2\t")).count();
+    assert_eq!(test_fa.matches('>').count(), n_chr2);
+    assert!(!train_fa.contains(">chr2:"));
+    let first = family
+        .keys()
+        .find(|l| l.starts_with("chr2\t") && l.ends_with('-'))
+        .unwrap();
+    let cols: Vec<&str> = first.split('\t').collect();
+    let start: usize = cols[1].parse().unwrap();
+    let header = format!(">chr2:{}-{}(-) name={}", start + 1, cols[2], cols[3]);
+    assert!(test_fa.contains(&header), "{header} not in test.fa");
+    // Labelled BED parts: per-class files, class balance kept.
+    let lab = tmp.path().join("lab");
+    let a = format!("a={bed}");
+    let b = format!("b={bed}");
+    ok(&[
+        "split",
+        "--method",
+        "random",
+        "--genome",
+        &fa,
+        "--regions",
+        &a,
+        "--regions",
+        &b,
+        "--out",
+        &lab.to_string_lossy(),
+    ]);
+    for name in ["train.a.bed", "train.b.bed", "valid.a.bed", "test.b.bed"] {
+        assert!(lab.join(name).is_file(), "{name} missing");
+    }
+}
+
 #[test]
 fn bad_inputs_exit_2_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -447,6 +618,16 @@ fn bad_inputs_exit_2_with_one_line() {
     write_fasta(&fa, &[("a".into(), b"ACGTACGTAC".to_vec())]);
     let fa = fa.to_string_lossy().to_string();
     let out = tmp.path().join("o").to_string_lossy().to_string();
+    let bed = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().to_string()
+    };
+    let bed_bad_seq = bed("s.bed", "a\t0\t5\nchrQ\t0\t5\n");
+    let bed_past_end = bed("e.bed", "a\t0\t11\n");
+    let bed_bad_strand = bed("t.bed", "a\t0\t5\tx\t0\t*\n");
+    let ok_bed = bed("ok.bed", "a\t0\t5\n");
+    let bed_mixed = format!("x={ok_bed},{ok_bed}");
     let cases: Vec<Vec<&str>> = vec![
         vec!["split", "--method", "kmeans", &fa, "--out", &out],
         vec![
@@ -507,6 +688,50 @@ fn bad_inputs_exit_2_with_one_line() {
             &out,
             "--test-seqids",
             "chrZ",
+        ],
+        vec![
+            "split",
+            "--method",
+            "random",
+            "--genome",
+            &fa,
+            "--regions",
+            &bed_bad_seq,
+            "--out",
+            &out,
+        ],
+        vec![
+            "split",
+            "--method",
+            "random",
+            "--genome",
+            &fa,
+            "--regions",
+            &bed_past_end,
+            "--out",
+            &out,
+        ],
+        vec![
+            "split",
+            "--method",
+            "random",
+            "--genome",
+            &fa,
+            "--regions",
+            &bed_bad_strand,
+            "--out",
+            &out,
+        ],
+        vec![
+            "split",
+            "--method",
+            "random",
+            "--genome",
+            &fa,
+            "--regions",
+            &bed_mixed,
+            "--out",
+            &out,
         ],
         vec!["leakage", "--train", &fa, "--test", "/no/such.csv"],
         vec!["leakage", "--train", &fa, "--test", &fa, "--identity=-0.1"],

@@ -20,22 +20,32 @@ candidate pairs come from an inverted index, each candidate is confirmed by semi
 (bio) on its strand, identity = identical aligned bases / length of the shorter sequence (as \
 cd-hit-est), pairs at >= --identity are linked and the connected components (clusters) are dealt \
 whole to the splits, largest first, keeping the fractions within each class.\n\n\
-INPUT is FASTA files (no labels) or a classification SPEC (LABEL=FASTA parts, CSV/TSV tables). \
+INPUT is FASTA files (no labels) or a classification SPEC (LABEL=FASTA parts, CSV/TSV tables); \
+or --genome FASTA with --regions BED (or LABEL=BED parts): each region is a record named \
+SEQID:START-END (1-based), reverse-complemented on '-'. \
 Outputs in --out: train/valid/test in the input's format (FASTA -> train.fa ...; one CSV/TSV header \
--> train.csv ... with the rows unchanged; LABEL=FASTA -> train.LABEL.fa ...), or with --format fasta \
+-> train.csv ... with the rows unchanged; LABEL=FASTA -> train.LABEL.fa ...; BED -> train.bed ... or \
+train.LABEL.bed ... with the lines unchanged), or with --format fasta \
 train.fa/valid.fa/test.fa with the label in the description ('>seq17 label=1'); plus leakage.json \
 (see 'genolm leakage --help').",
     after_help = "Example:\n  genolm split --method homology promoters/epdnew_human_300/fold_{1,2,3,4,5}.csv.gz --out split/ --identity 0.8 --seed 1\n  \
 genolm split --method random promoter=prom.fa,non_promoter=non.fa --out split/ --fractions 0.8,0.1,0.1\n  \
-genolm split --method chromosome genome.fa --out split/ --valid-seqids Chr4 --test-seqids Chr5"
+genolm split --method chromosome genome.fa --out split/ --valid-seqids Chr4 --test-seqids Chr5\n  \
+genolm split --method homology --genome genome.fa.gz --regions windows.bed --out split/"
 )]
 pub struct Args {
     /// Split method: random, chromosome or homology.
     #[arg(long)]
     pub method: String,
     /// FASTA files, or a classification SPEC (several arguments are joined with commas).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "genome")]
     pub input: Vec<String>,
+    /// Genome FASTA whose --regions are split (instead of INPUT).
+    #[arg(long, requires = "regions", conflicts_with = "input")]
+    pub genome: Option<String>,
+    /// BED files of regions of --genome: `BED` or `LABEL=BED` (repeat, or join with commas).
+    #[arg(long, requires = "genome")]
+    pub regions: Vec<String>,
     /// Output directory (created if missing).
     #[arg(long)]
     pub out: PathBuf,
@@ -126,7 +136,10 @@ pub fn run(args: Args) -> Result<()> {
             "--valid-seqids / --test-seqids apply to --method chromosome only",
         ));
     }
-    let input = Input::load(&args.input)?;
+    let input = match &args.genome {
+        Some(genome) => Input::load_bed(genome, &args.regions)?,
+        None => Input::load(&args.input)?,
+    };
     if let Some(note) = &input.note {
         eprintln!("genolm split: note: {note}");
     }

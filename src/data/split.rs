@@ -127,6 +127,12 @@ pub enum InputFormat {
         /// One row per record, in record order.
         rows: Vec<csv::ByteRecord>,
     },
+    /// Regions of a genome from BED files (`[LABEL=]BED` parts); `lines[i]` is record `i`'s BED
+    /// line, written back unchanged.
+    Bed {
+        /// BED line per record.
+        lines: Vec<String>,
+    },
 }
 
 /// A loaded sequence set to split.
@@ -217,6 +223,123 @@ impl Input {
             _ => LabeledSet::load(spec, SeqPolicy::default())?,
         };
         Ok(from_labeled(set, InputFormat::LabeledFasta))
+    }
+}
+
+impl Input {
+    /// Load regions of `genome` named by BED files: `parts` are `BED` (no labels) or
+    /// `LABEL=BED` (all labelled), see [`InputFormat::Bed`].
+    ///
+    /// Each region becomes a record named `SEQID:START-END` (1-based inclusive, so the
+    /// chromosome method reads its sequence id), with `name=NAME` (BED column 4) in the
+    /// description; a `-` region (column 6) is reverse-complemented. Only the sequences the BED
+    /// files name are kept in memory. Errors name the BED file and line: a sequence not in the
+    /// genome, a region past its end, a malformed line.
+    pub fn load_bed(genome: &str, parts: &[String]) -> Result<Self> {
+        let parts: Vec<String> = parts
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if parts.is_empty() {
+            return Err(Error::input("--regions: no BED file given"));
+        }
+        let split_label = |p: &str| -> (Option<String>, String) {
+            match p.split_once('=') {
+                Some((l, f)) if !Path::new(p).is_file() => (Some(l.to_string()), f.to_string()),
+                _ => (None, p.to_string()),
+            }
+        };
+        let parsed: Vec<(Option<String>, String)> = parts.iter().map(|p| split_label(p)).collect();
+        let labelled = parsed.iter().filter(|(l, _)| l.is_some()).count();
+        if labelled != 0 && labelled != parsed.len() {
+            return Err(Error::input(
+                "--regions: give every BED file a label (LABEL=BED) or none",
+            ));
+        }
+        let mut classes: Vec<String> = Vec::new();
+        let mut beds = Vec::new();
+        for (label, path) in &parsed {
+            let recs = crate::io::bed::read_bed(path)?;
+            let class = label.as_ref().map(|l| {
+                classes.iter().position(|c| c == l).unwrap_or_else(|| {
+                    classes.push(l.clone());
+                    classes.len() - 1
+                }) as u32
+            });
+            beds.push((path.clone(), class, recs));
+        }
+        let wanted: HashSet<&str> = beds
+            .iter()
+            .flat_map(|(_, _, recs)| recs.iter().map(|r| r.seqid.as_str()))
+            .collect();
+        let mut chroms: HashMap<String, Vec<u8>> = HashMap::new();
+        for rec in Reader::open(genome, SeqPolicy::default())? {
+            let rec = rec?;
+            if wanted.contains(rec.name.as_str()) {
+                chroms.insert(rec.name, rec.seq);
+            }
+        }
+        let mut input = Input {
+            names: Vec::new(),
+            descriptions: Vec::new(),
+            seqs: Vec::new(),
+            labels: (labelled != 0).then(Vec::new),
+            classes,
+            format: InputFormat::Bed { lines: Vec::new() },
+            note: None,
+        };
+        let mut lines = Vec::new();
+        for (path, class, recs) in beds {
+            for r in recs {
+                let chrom = chroms.get(&r.seqid).ok_or_else(|| {
+                    Error::at(
+                        &path,
+                        r.line_no,
+                        format!("sequence '{}' is not in {genome}", r.seqid),
+                    )
+                })?;
+                if r.iv.end > chrom.len() {
+                    return Err(Error::at(
+                        &path,
+                        r.line_no,
+                        format!(
+                            "region ends at {} but '{}' has {} bases",
+                            r.iv.end,
+                            r.seqid,
+                            chrom.len()
+                        ),
+                    ));
+                }
+                let piece = &chrom[r.iv.start..r.iv.end];
+                let minus = r.strand == crate::io::gff::Strand::Minus;
+                input.seqs.push(if minus {
+                    crate::seq::revcomp(piece)
+                } else {
+                    piece.to_vec()
+                });
+                input.names.push(format!(
+                    "{}:{}-{}{}",
+                    r.seqid,
+                    r.iv.start + 1,
+                    r.iv.end,
+                    if minus { "(-)" } else { "" }
+                ));
+                input.descriptions.push(
+                    r.name
+                        .as_ref()
+                        .map(|n| format!("name={n}"))
+                        .unwrap_or_default(),
+                );
+                if let (Some(l), Some(c)) = (&mut input.labels, class) {
+                    l.push(c);
+                }
+                lines.push(r.line);
+            }
+        }
+        input.format = InputFormat::Bed { lines };
+        Ok(input)
     }
 }
 
@@ -621,6 +744,36 @@ pub fn write_splits(
                         .filter(|&i| labels[i] as usize == c)
                         .collect();
                     write_fasta(input, &members, &path, false)?;
+                    written.push(path);
+                }
+            }
+        }
+        (InputFormat::Bed { lines }, OutFormat::Input) => {
+            for (s, name) in SPLITS.iter().enumerate() {
+                let groups: Vec<(String, Vec<usize>)> = match &input.labels {
+                    None => vec![(format!("{name}.bed"), idx[s].clone())],
+                    Some(labels) => input
+                        .classes
+                        .iter()
+                        .enumerate()
+                        .map(|(c, class)| {
+                            let members = idx[s]
+                                .iter()
+                                .copied()
+                                .filter(|&i| labels[i] as usize == c)
+                                .collect();
+                            (format!("{name}.{}.bed", file_safe(class)), members)
+                        })
+                        .collect(),
+                };
+                for (file, members) in groups {
+                    let path = dir.join(file);
+                    write_atomic(&path, |w| {
+                        for &i in &members {
+                            writeln!(w, "{}", lines[i]).map_err(io_err(&path))?;
+                        }
+                        Ok(())
+                    })?;
                     written.push(path);
                 }
             }

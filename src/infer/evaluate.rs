@@ -198,46 +198,13 @@ pub struct Region {
 
 /// Read BED regions (first three columns; `track`, `browser` and `#` lines skipped).
 pub fn read_bed(path: &str) -> Result<Vec<Region>> {
-    use std::io::BufRead;
-    let r = crate::io::open_input(path)?;
-    let mut out = Vec::new();
-    for (k, line) in r.lines().enumerate() {
-        let line = line.map_err(|e| Error::io(path, e))?;
-        let ln = k as u64 + 1;
-        let t = line.trim_end();
-        if t.is_empty() || t.starts_with('#') || t.starts_with("track") || t.starts_with("browser")
-        {
-            continue;
-        }
-        let cols: Vec<&str> = t.split('\t').collect();
-        if cols.len() < 3 {
-            return Err(Error::at(
-                path,
-                ln,
-                format!("BED needs 3 tab-separated columns, found {}", cols.len()),
-            ));
-        }
-        let num = |s: &str, what: &str| {
-            s.parse::<usize>()
-                .map_err(|_| Error::at(path, ln, format!("BED {what} '{s}' is not a number")))
-        };
-        let (start, end) = (num(cols[1], "start")?, num(cols[2], "end")?);
-        if start >= end {
-            return Err(Error::at(
-                path,
-                ln,
-                format!("BED start {start} is not below end {end}"),
-            ));
-        }
-        out.push(Region {
-            seqid: cols[0].to_string(),
-            iv: Interval { start, end },
-        });
-    }
-    if out.is_empty() {
-        return Err(Error::input(format!("{path}: no BED regions")));
-    }
-    Ok(out)
+    Ok(crate::io::bed::read_bed(path)?
+        .into_iter()
+        .map(|r| Region {
+            seqid: r.seqid,
+            iv: r.iv,
+        })
+        .collect())
 }
 
 /// Evaluate the GFF3 files `pred` against `ref_` (optionally restricted to BED `regions`).

@@ -1,5 +1,7 @@
-//! Readers and writers: FASTA (plain, gzip, BGZF, stdin, indexed), GFF3 gene models, outputs.
+//! Readers and writers: FASTA (plain, gzip, BGZF, stdin, indexed), GFF3 gene models, BED regions,
+//! outputs.
 
+pub mod bed;
 pub mod extract;
 pub mod fai;
 pub mod fasta;
