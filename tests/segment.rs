@@ -480,6 +480,133 @@ fn segment_errors_are_clear() {
 }
 
 #[test]
+fn segment_runs_fine_tune_from_a_pretrained_backbone() {
+    use genolm::train::classify::load_tensors;
+    let tmp = tempfile::tempdir().unwrap();
+    let fa = write(
+        tmp.path(),
+        "g.fa",
+        &format!(">s1\n{}\n", String::from_utf8(random_dna(6000, 4)).unwrap()),
+    );
+    let gff = write(tmp.path(), "g.gff3", GFF);
+    let cnn = write(tmp.path(), "cnn.toml", "width = 16\ndepth = 2\npool = 1\n");
+    let unet = write(tmp.path(), "unet.toml", "width = 8\nlevels = 1\n");
+    let pre = tmp.path().join("pre");
+    let o = genolm(&[
+        "pretrain",
+        "--objective",
+        "mlm",
+        "--model",
+        "cnn",
+        "--model-config",
+        &cnn,
+        "--tokenizer",
+        "char",
+        "--genome",
+        &fa,
+        "--out",
+        &pre.to_string_lossy(),
+        "--seq-len",
+        "256",
+        "--batch",
+        "4",
+        "--max-steps",
+        "3",
+        "--seed",
+        "2",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let source = load_tensors(&pre.join("model.safetensors"))
+        .or_else(|_| load_tensors(&pre.join("last.safetensors")))
+        .unwrap();
+    let params = |t: &std::collections::HashMap<String, candle_core::Tensor>| {
+        let mut v: Vec<(String, Vec<f32>)> = t
+            .iter()
+            .filter(|(k, _)| k.starts_with("backbone.") && !k.contains("running"))
+            .map(|(k, x)| {
+                (
+                    k.clone(),
+                    x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                )
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    let want = params(&source);
+    assert!(!want.is_empty());
+    let seg = |name: &str, extra: &[&str]| {
+        let out = tmp.path().join(name);
+        let mut args = vec![
+            "train",
+            "--task",
+            "segment",
+            "--genome",
+            &fa,
+            "--gff",
+            &gff,
+            "--window",
+            "512",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "3",
+            "--seed",
+            "5",
+            "--unet-config",
+            &unet,
+            "--signal-order",
+            "2",
+            "--quiet",
+            "--init",
+        ];
+        let pre_s = pre.to_string_lossy().into_owned();
+        let out_s = out.to_string_lossy().into_owned();
+        args.push(&pre_s);
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", &out_s]);
+        let o = genolm(&args);
+        (o, out)
+    };
+    // Backbone learning rate 0: the trained backbone is the pretrained one, the head is not.
+    let (o, run) = seg("lr0", &["--backbone-lr-scale", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = load_tensors(&run.join("model.safetensors")).unwrap();
+    assert_eq!(
+        params(&got),
+        want,
+        "backbone changed with --backbone-lr-scale 0"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["init"]["backbone_lr_scale"], 0.0);
+    assert_eq!(report["model"], "cnn");
+    // Frozen for every step: the same; unfrozen with the default scale (0.1): it moves.
+    let (o, run) = seg(
+        "frozen",
+        &["--freeze-backbone-steps", "100", "--backbone-lr-scale", "1"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        params(&load_tensors(&run.join("model.safetensors")).unwrap()),
+        want
+    );
+    let (o, run) = seg("tuned", &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_ne!(
+        params(&load_tensors(&run.join("model.safetensors")).unwrap()),
+        want
+    );
+    // A different backbone named next to --init is refused in one line.
+    let (o, _) = seg("bad", &["--model", "hyena"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("its backbone is cnn"), "{}", stderr(&o));
+}
+
+#[test]
 fn train_segment_and_annotate_sars_cov_2() {
     let Some(dir) = genolm::io::shared_data("genomes/sars_cov_2") else {
         return;

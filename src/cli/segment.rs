@@ -61,13 +61,16 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
             "--task segment takes --genome/--gff/--holdout, not --train/--valid/--test/--cv",
         ));
     }
-    if args.init.is_some() {
-        return Err(Error::input(
-            "--init is not supported with --task segment yet (fine-tuning is built for --task classify)",
-        ));
-    }
     let tok = tokenize::from_spec(&args.tokenizer)?;
     segment::check_per_base(tok.as_ref())?;
+    let init = args
+        .init
+        .as_deref()
+        .map(crate::train::finetune::read_source)
+        .transpose()?;
+    if let Some(src) = &init {
+        crate::train::finetune::check_tokenizer(src, &args.tokenizer, tok.as_ref())?;
+    }
     let data = segment::load_genome(genome, gff, &s.holdout, args.valid_fraction)?;
     for w in &data.warnings {
         eprintln!("warning: {w}");
@@ -87,8 +90,16 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
             })?
         }
     };
-    let backbone =
-        crate::cli::train::backbone_config(args.model_name(), args.model_config.as_deref())?;
+    let backbone = match &init {
+        Some(src) => crate::cli::train::init_backbone(
+            src,
+            args.model.as_deref(),
+            args.model_config.as_deref(),
+        )?,
+        None => {
+            crate::cli::train::backbone_config(args.model_name(), args.model_config.as_deref())?
+        }
+    };
     let head = backbone.default_head();
     let mut opts = args.options();
     if opts.metric != "loss" {
@@ -175,6 +186,13 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
         "class_counts_train": CLASS_NAMES.iter().zip(counts).map(|(c, n)| (c.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "class_weights": CLASS_NAMES.iter().zip(&weights).map(|(c, w)| (c.to_string(), json!(w))).collect::<serde_json::Map<_, _>>(),
         "annotation": annotation,
+        "init": init.as_ref().map(|src| json!({
+            "dir": src.dir.display().to_string(),
+            "weights": src.weights.display().to_string(),
+            "task": src.task,
+            "freeze_backbone_steps": cfg.train.freeze_backbone_steps,
+            "backbone_lr_scale": cfg.train.backbone_lr_scale,
+        })),
         "seconds": started.elapsed().as_secs_f64(),
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;

@@ -260,6 +260,17 @@ impl SegmentModel {
     /// Logits `(B, L, 2, num_classes)` for token ids `(B, L)`: strand 0 is the plus-strand
     /// track, strand 1 the minus-strand track, both in the input's forward coordinates.
     pub fn forward(&self, ids: &Tensor, ctx: &mut Ctx) -> Result<Tensor> {
+        self.forward_with(ids, ctx, false)
+    }
+
+    /// Logits as [`forward`](Self::forward); with `freeze_backbone`, gradients stop at the
+    /// backbone's output, so a backward pass reaches only the U-Net head.
+    pub fn forward_with(
+        &self,
+        ids: &Tensor,
+        ctx: &mut Ctx,
+        freeze_backbone: bool,
+    ) -> Result<Tensor> {
         let (b, l) = ids.dims2()?;
         if l < self.min_len() {
             return Err(Error::input(format!(
@@ -268,6 +279,7 @@ impl SegmentModel {
             )));
         }
         let f = self.backbone.forward(ids, ctx)?;
+        let f = if freeze_backbone { f.detach() } else { f };
         let y = self.head.forward(&f, ids)?;
         Ok(y.reshape((b, l, 2, self.config.num_classes))?)
     }

@@ -672,7 +672,20 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
             model.min_len()
         )));
     }
-    let mut opt = step::optimizer(&weights, o.lr, o.weight_decay, |_| 1.0)?;
+    if !(o.backbone_lr_scale.is_finite() && o.backbone_lr_scale >= 0.0) {
+        return Err(Error::input(format!(
+            "--backbone-lr-scale must be a number >= 0, got {}",
+            o.backbone_lr_scale
+        )));
+    }
+    // Backbone and U-Net head are two parameter groups: the backbone's learning rate is scaled.
+    let mut opt = step::optimizer(&weights, o.lr, o.weight_decay, |k| {
+        if k.starts_with("backbone.") {
+            o.backbone_lr_scale
+        } else {
+            1.0
+        }
+    })?;
     let exs = examples(&job.data.train, spec.window);
     let n = exs.len();
     let total_steps = step::total_steps(n, o.batch_size, o.accumulate, o.epochs, o.max_steps);
@@ -684,7 +697,13 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
     };
     let files = RunFiles::new(job.dir);
     let (mut st, mut log, resumed) =
-        step::start::<RunState>(&files, job.resume, &weights, &mut opt, || Ok(()))?;
+        step::start::<RunState>(&files, job.resume, &weights, &mut opt, || {
+            if let Some(init) = &o.init {
+                let src = crate::train::finetune::read_source(Path::new(init))?;
+                crate::train::finetune::load_backbone(&weights, &src)?;
+            }
+            Ok(())
+        })?;
     if resumed {
         step::say_resuming(job.dir, &st);
     }
@@ -704,6 +723,7 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
         while (st.batch_in_epoch as usize) < batches.len() {
             let mut rng: ChaCha8Rng = rng_for(o.seed, 2, st.step);
             let mut acc = Accumulated::default();
+            let frozen = st.step < o.freeze_backbone_steps;
             while acc.micro() < o.accumulate && (st.batch_in_epoch as usize) < batches.len() {
                 let rows = batches[st.batch_in_epoch as usize];
                 let items: Vec<(Vec<u8>, StrandTracks)> = rows
@@ -718,7 +738,7 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
                     train: true,
                     rng: &mut rng,
                 };
-                let logits = model.forward(&x, &mut ctx)?;
+                let logits = model.forward_with(&x, &mut ctx, frozen)?;
                 let loss = ops::cross_entropy_masked(&logits, &y, &w)?;
                 let lv = step::loss_value(&loss, st.step + 1, Some(st.epoch + 1), "lower --lr")?;
                 acc.add(&opt, &loss, lv)?;
