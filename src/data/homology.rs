@@ -161,6 +161,9 @@ pub struct KmerIndex {
     /// Bucket table over the top bits of a code, narrowing the binary search.
     buckets: Vec<u32>,
     bucket_shift: u32,
+    /// One bit per possible code (k ≤ 14: at most 32 MB), set for indexed codes: most query
+    /// k-mers are absent, and one bit test costs one cache miss instead of a search.
+    present: Vec<u64>,
 }
 
 impl KmerIndex {
@@ -238,8 +241,16 @@ impl KmerIndex {
             }
             *slot = i as u32;
         }
+        let mut present = Vec::new();
+        if k <= 14 {
+            present = vec![0u64; (1usize << (2 * k)).div_ceil(64)];
+            for &c in &codes {
+                present[c as usize / 64] |= 1 << (c % 64);
+            }
+        }
         Ok(KmerIndex {
             k,
+            present,
             codes,
             offsets,
             postings,
@@ -257,6 +268,9 @@ impl KmerIndex {
 
     /// Range of `postings` for a canonical code, empty when absent.
     fn posting_range(&self, code: u32) -> std::ops::Range<usize> {
+        if !self.present.is_empty() && self.present[code as usize / 64] >> (code % 64) & 1 == 0 {
+            return 0..0;
+        }
         let b = (code >> self.bucket_shift) as usize;
         let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
         match self.codes[lo..hi].binary_search(&code) {
@@ -512,6 +526,161 @@ impl LcsPattern {
         }
     }
 
+    /// [`Self::lcs_reaching`] for many texts: `out[i]` is `lcs_reaching(texts[i].0, texts[i].1,
+    /// need[i])`. Patterns run [`LANES`] texts side by side (AVX2 when the CPU has
+    /// it), which the compiler turns into vector instructions; the results are the same.
+    /// Patterns up to 1,024 bp run that way; longer ones one text at a time.
+    pub fn lcs_reaching_many(
+        &self,
+        texts: &[(&[u8], bool)],
+        need: &[usize],
+        scratch: &mut LaneScratch,
+        out: &mut Vec<Option<usize>>,
+    ) {
+        assert_eq!(texts.len(), need.len(), "one need per text");
+        out.clear();
+        macro_rules! fixed {
+            ($($w:literal)*) => {
+                match self.masks[0].len() {
+                    $($w => {
+                        let mut m = [[0u64; $w]; 5];
+                        for (c, mc) in m.iter_mut().take(4).enumerate() {
+                            mc.copy_from_slice(&self.masks[c]);
+                        }
+                        for (tc, nc) in texts.chunks(LANES).zip(need.chunks(LANES)) {
+                            let r = self.lanes_dispatch::<$w>(&m, tc, nc, scratch);
+                            out.extend_from_slice(&r[..tc.len()]);
+                        }
+                        return;
+                    })*
+                    _ => {}
+                }
+            };
+        }
+        fixed!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+        for (&(y, rc), &n) in texts.iter().zip(need) {
+            out.push(self.lcs_reaching(y, rc, n, &mut scratch.v));
+        }
+    }
+
+    fn lanes_dispatch<const W: usize>(
+        &self,
+        m: &[[u64; W]; 5],
+        texts: &[(&[u8], bool)],
+        need: &[usize],
+        scratch: &mut LaneScratch,
+    ) -> [Option<usize>; LANES] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { self.lanes_avx2::<W>(m, texts, need, scratch) };
+            }
+        }
+        self.lanes::<W>(m, texts, need, scratch)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn lanes_avx2<const W: usize>(
+        &self,
+        m: &[[u64; W]; 5],
+        texts: &[(&[u8], bool)],
+        need: &[usize],
+        scratch: &mut LaneScratch,
+    ) -> [Option<usize>; LANES] {
+        self.lanes::<W>(m, texts, need, scratch)
+    }
+
+    /// Up to [`LANES`] texts against the pattern in lockstep; a lane whose text has ended reads
+    /// a zero mask, which leaves its bit vector unchanged. The carry out of each word is
+    /// computed from the operands (`(a & b) | ((a | b) & !sum)`, bit 63), so every lane step is
+    /// plain vector arithmetic.
+    #[inline(always)]
+    fn lanes<const W: usize>(
+        &self,
+        m: &[[u64; W]; 5],
+        texts: &[(&[u8], bool)],
+        need: &[usize],
+        scratch: &mut LaneScratch,
+    ) -> [Option<usize>; LANES] {
+        let mut lens = [0usize; LANES];
+        let mut needs = [0usize; LANES];
+        for (l, (&(y, _), &n)) in texts.iter().zip(need).enumerate() {
+            lens[l] = y.len();
+            needs[l] = n;
+        }
+        let n_max = lens.iter().copied().max().unwrap_or(0);
+        // Codes of the next block of columns, column-major (codes[col * LANES + lane]), 4 past
+        // a text's end; filled block by block so that lanes stopped early read no further.
+        let codes = &mut scratch.codes;
+        let mut v = [[u64::MAX; LANES]; W];
+        let mut alive = [true; LANES];
+        let mut done = 0usize;
+        while done < n_max {
+            let end = (done + CHECK_EVERY).min(n_max);
+            codes.clear();
+            codes.resize((end - done) * LANES, 4);
+            for (l, &(y, rc)) in texts.iter().enumerate() {
+                let n = y.len();
+                if !alive[l] {
+                    continue;
+                }
+                for col in done..end.min(n) {
+                    codes[(col - done) * LANES + l] = if rc {
+                        RC_CODE[y[n - 1 - col] as usize]
+                    } else {
+                        BASE_CODE[y[col] as usize]
+                    };
+                }
+            }
+            for col in 0..end - done {
+                let cc = &codes[col * LANES..col * LANES + LANES];
+                let mut mc = [[0u64; LANES]; W];
+                for l in 0..LANES {
+                    let row = &m[cc[l] as usize];
+                    for w in 0..W {
+                        mc[w][l] = row[w];
+                    }
+                }
+                let mut carry = [0u64; LANES];
+                for w in 0..W {
+                    for l in 0..LANES {
+                        let vw = v[w][l];
+                        let mw = mc[w][l];
+                        let u = vw & mw;
+                        let sum = vw.wrapping_add(u).wrapping_add(carry[l]);
+                        carry[l] = ((vw & u) | ((vw | u) & !sum)) >> 63;
+                        v[w][l] = sum | (vw & !mw);
+                    }
+                }
+            }
+            done = end;
+            let mut running = false;
+            for l in 0..LANES {
+                if alive[l] && done < lens[l] {
+                    let lane: [u64; W] = std::array::from_fn(|w| v[w][l]);
+                    if self.bound(&lane, lens[l] - done) < needs[l] {
+                        alive[l] = false;
+                    } else {
+                        running = true;
+                    }
+                }
+            }
+            if !running {
+                break;
+            }
+        }
+        std::array::from_fn(|l| {
+            if !alive[l] || l >= texts.len() {
+                return None;
+            }
+            let lane: [u64; W] = std::array::from_fn(|w| v[w][l]);
+            let z = self.zeros(&lane);
+            (z >= needs[l]).then_some(z)
+        })
+    }
+
     /// [`Self::lcs_reaching`] with the bit vector in registers (patterns up to 64·W bp).
     fn lcs_fixed<const W: usize>(
         &self,
@@ -546,6 +715,16 @@ impl LcsPattern {
         let l = self.zeros(&v);
         (l >= need).then_some(l)
     }
+}
+
+/// Texts compared side by side in [`LcsPattern::lcs_reaching_many`].
+pub const LANES: usize = 4;
+
+/// Reusable buffers of [`LcsPattern::lcs_reaching_many`].
+#[derive(Debug, Default)]
+pub struct LaneScratch {
+    codes: Vec<u8>,
+    v: Vec<u64>,
 }
 
 /// Columns read between two checks of the early-exit bound in [`LcsPattern::lcs_reaching`].
@@ -596,13 +775,26 @@ fn revcomp_into(s: &[u8], out: &mut Vec<u8>) {
 /// them, so when the two agree that is its identity and `bio` is not run; only pairs whose
 /// optimal alignments differ in identity are traced back with `bio`.
 pub fn identity(x: &[u8], y: &[u8], rc: bool, scratch: &mut Scratch) -> f64 {
+    identity_above(x, y, rc, f64::NEG_INFINITY, scratch).unwrap_or(0.0)
+}
+
+/// [`identity`] when it may reach `floor`: `None` when even the most identities over all
+/// best-scoring alignments fall below `floor` (so `bio`'s identity does too), without the
+/// second pass or a traceback.
+pub fn identity_above(
+    x: &[u8],
+    y: &[u8],
+    rc: bool,
+    floor: f64,
+    scratch: &mut Scratch,
+) -> Option<f64> {
     let (a, b) = if (x.len(), x) <= (y.len(), y) {
         (x, y)
     } else {
         (y, x)
     };
     if a.is_empty() {
-        return 0.0;
+        return (0.0 >= floor).then_some(0.0);
     }
     let mut rc_buf = std::mem::take(&mut scratch.rc);
     let b: &[u8] = if rc {
@@ -611,15 +803,21 @@ pub fn identity(x: &[u8], y: &[u8], rc: bool, scratch: &mut Scratch) -> f64 {
     } else {
         b
     };
-    let (lo, hi, _) = optimal_identical_range(a, b, &mut scratch.rows);
-    let same = if lo == hi {
-        lo
+    let (hi, _) = gotoh_packed(a, b, 1, &mut scratch.rows);
+    let out = if (hi as f64 / a.len() as f64) < floor {
+        None
     } else {
-        scratch.traced += 1;
-        bio_identical(a, b, &mut scratch.aligner)
+        let (lo, _) = gotoh_packed(a, b, -1, &mut scratch.rows);
+        let same = if lo == hi {
+            lo
+        } else {
+            scratch.traced += 1;
+            bio_identical(a, b, &mut scratch.aligner)
+        };
+        Some(same as f64 / a.len() as f64)
     };
     scratch.rc = rc_buf;
-    same as f64 / a.len() as f64
+    out
 }
 
 /// Identity of the pair as [`identity`] computes it, but always by `bio`'s traceback (the
@@ -814,22 +1012,31 @@ pub fn cluster(seqs: &[&[u8]], params: &Params) -> Result<(Vec<usize>, ClusterSt
     let per_query: Vec<(u64, Vec<Pair>)> = (0..seqs.len())
         .into_par_iter()
         .map_init(
-            || (Scratch::default(), Vec::new()),
-            |(scratch, v), i| {
+            || (Scratch::default(), LaneScratch::default(), Vec::new()),
+            |(scratch, lanes, lcs), i| {
                 let cands = index.candidates(seqs[i], i + 1, params, scratch);
                 let n = cands.len() as u64;
                 if cands.is_empty() {
                     return (0, Vec::new());
                 }
                 let pat = LcsPattern::new(seqs[i]);
+                let shorter = |j: u32| seqs[i].len().min(seqs[j as usize].len());
+                let texts: Vec<(&[u8], bool)> = cands
+                    .iter()
+                    .map(|&(j, strand, _)| (seqs[j as usize], strand == 1))
+                    .collect();
+                let needs: Vec<usize> = cands
+                    .iter()
+                    .map(|&(j, _, _)| {
+                        (params.identity * shorter(j) as f64 - 1e-9).ceil().max(0.0) as usize
+                    })
+                    .collect();
+                pat.lcs_reaching_many(&texts, &needs, lanes, lcs);
                 let out = cands
-                    .into_iter()
-                    .filter_map(|(j, strand, _)| {
-                        let y = seqs[j as usize];
-                        let len = seqs[i].len().min(y.len());
-                        let need = (params.identity * len as f64 - 1e-9).ceil().max(0.0) as usize;
-                        let lcs = pat.lcs_reaching(y, strand == 1, need, v)?;
-                        let bound = lcs as f64 / len as f64;
+                    .iter()
+                    .zip(lcs.iter())
+                    .filter_map(|(&(j, strand, _), &l)| {
+                        let bound = l? as f64 / shorter(j) as f64;
                         (bound >= params.identity).then_some((bound, i as u32, j, strand))
                     })
                     .collect();
@@ -885,7 +1092,14 @@ pub fn cluster(seqs: &[&[u8]], params: &Params) -> Result<(Vec<usize>, ClusterSt
         let linked: Vec<bool> = batch
             .par_iter()
             .map_init(Scratch::default, |scratch, &(i, j, s)| {
-                identity(seqs[i as usize], seqs[j as usize], s == 1, scratch) >= params.identity
+                identity_above(
+                    seqs[i as usize],
+                    seqs[j as usize],
+                    s == 1,
+                    params.identity,
+                    scratch,
+                )
+                .is_some_and(|id| id >= params.identity)
             })
             .collect();
         for (&(i, j, _), ok) in batch.iter().zip(linked) {
@@ -1006,19 +1220,24 @@ pub fn leakage(
     let results: Vec<Best> = test
         .par_iter()
         .map_init(
-            || (Scratch::default(), Vec::new()),
-            |(scratch, v), &q| {
+            || (Scratch::default(), LaneScratch::default(), Vec::new()),
+            |(scratch, lanes, lcs), &q| {
                 let cands = index.candidates(q, 0, params, scratch);
                 if cands.is_empty() {
                     return (0.0, None, true, 0, 0);
                 }
                 let pat = LcsPattern::new(q);
+                let texts: Vec<(&[u8], bool)> = cands
+                    .iter()
+                    .map(|&(j, s, _)| (train[j as usize], s == 1))
+                    .collect();
+                pat.lcs_reaching_many(&texts, &vec![0; texts.len()], lanes, lcs);
                 let mut bounded: Vec<(f64, u32, u8)> = cands
                     .iter()
-                    .map(|&(j, s, _)| {
+                    .zip(lcs.iter())
+                    .map(|(&(j, s, _), &l)| {
                         let y = train[j as usize];
-                        let lcs = pat.lcs(y, s == 1, v);
-                        (lcs as f64 / q.len().min(y.len()) as f64, j, s)
+                        (l.unwrap_or(0) as f64 / q.len().min(y.len()) as f64, j, s)
                     })
                     .collect();
                 bounded.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
@@ -1038,10 +1257,13 @@ pub fn leakage(
                         }
                     }
                     aligned += 1;
-                    let id = identity(q, train[j as usize], s == 1, scratch);
-                    if id > best {
-                        best = id;
-                        best_at = Some((j, s));
+                    // Only an identity above the best so far matters.
+                    match identity_above(q, train[j as usize], s == 1, best, scratch) {
+                        Some(id) if id > best => {
+                            best = id;
+                            best_at = Some((j, s));
+                        }
+                        _ => {}
                     }
                 }
                 (best.max(0.0), best_at, exact, cands.len() as u32, aligned)
@@ -1237,6 +1459,45 @@ mod tests {
                     (want >= need).then_some(want),
                     "round {round} need {need}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn lcs_many_equals_one_at_a_time() {
+        // Every pattern width (1 to 8 words and the general path), partial lane chunks, texts
+        // of different lengths on both strands, needs below, at and above the true LCS.
+        let mut state = 17u64;
+        let mut sc = LaneScratch::default();
+        let mut v = Vec::new();
+        let mut out = Vec::new();
+        for (round, plen) in [
+            1usize, 40, 64, 65, 130, 200, 300, 420, 512, 513, 700, 1000, 1100,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (x, _) = family(&mut state, plen, 0.1);
+            let pat = LcsPattern::new(&x);
+            let mut texts: Vec<(Vec<u8>, bool)> = Vec::new();
+            for t in 0..(3 + round % 6) {
+                let (_, mut y) = family(&mut state, plen, [0.05, 0.3, 1.0][t % 3]);
+                y.truncate(1 + (y.len() * (t + 1)) / 7 + t * 13);
+                texts.push((y, t % 2 == 1));
+            }
+            let refs: Vec<(&[u8], bool)> = texts.iter().map(|(y, rc)| (&y[..], *rc)).collect();
+            for shift in [0i64, -5, 1, 9] {
+                let need: Vec<usize> = refs
+                    .iter()
+                    .map(|&(y, rc)| (pat.lcs(y, rc, &mut v) as i64 + shift).max(0) as usize)
+                    .collect();
+                pat.lcs_reaching_many(&refs, &need, &mut sc, &mut out);
+                let want: Vec<Option<usize>> = refs
+                    .iter()
+                    .zip(&need)
+                    .map(|(&(y, rc), &n)| pat.lcs_reaching(y, rc, n, &mut v))
+                    .collect();
+                assert_eq!(out, want, "pattern {plen} shift {shift}");
             }
         }
     }
