@@ -24,7 +24,6 @@ use crate::models::{Classifier, Ctx, ModelConfig, Weights};
 use crate::ops;
 use crate::seq;
 use crate::tokenize::Tokenizer;
-use crate::train::finetune;
 use crate::train::metrics::{
     binary_metrics_at, multi_metrics, BinaryMetrics, MultiMetrics, DEFAULT_THRESHOLD,
 };
@@ -363,22 +362,11 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             o.metric
         )));
     }
-    if !(o.backbone_lr_scale.is_finite() && o.backbone_lr_scale >= 0.0) {
-        return Err(Error::input(format!(
-            "--backbone-lr-scale must be a number >= 0, got {}",
-            o.backbone_lr_scale
-        )));
-    }
+
     let dev = Device::Cpu;
     let (model, weights) = build_model(job.model, o.seed)?;
     // Backbone and head are two parameter groups: the backbone's learning rate is scaled.
-    let mut opt = step::optimizer(&weights, o.lr, o.weight_decay, |k| {
-        if k.starts_with("backbone.") {
-            o.backbone_lr_scale
-        } else {
-            1.0
-        }
-    })?;
+    let mut opt = step::backbone_head_optimizer(&weights, o)?;
     let n = job.train.n();
     let total_steps = step::total_steps(n, o.batch_size, o.accumulate, o.epochs, o.max_steps);
     let sched = step::schedule(o.lr, o.warmup_frac, o.min_lr_ratio, total_steps);
@@ -388,11 +376,7 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
     // state; state.json is read only for checkpoints written before that.
     let (mut st, mut log, resumed) =
         step::start::<RunState>(&files, job.resume, &weights, &mut opt, || {
-            if let Some(init) = &o.init {
-                let src = finetune::read_source(Path::new(init))?;
-                finetune::load_backbone(&weights, &src)?;
-            }
-            Ok(())
+            step::load_init(&weights, o)
         })?;
     if resumed {
         step::say_resuming(job.dir, &st);

@@ -672,20 +672,7 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
             model.min_len()
         )));
     }
-    if !(o.backbone_lr_scale.is_finite() && o.backbone_lr_scale >= 0.0) {
-        return Err(Error::input(format!(
-            "--backbone-lr-scale must be a number >= 0, got {}",
-            o.backbone_lr_scale
-        )));
-    }
-    // Backbone and U-Net head are two parameter groups: the backbone's learning rate is scaled.
-    let mut opt = step::optimizer(&weights, o.lr, o.weight_decay, |k| {
-        if k.starts_with("backbone.") {
-            o.backbone_lr_scale
-        } else {
-            1.0
-        }
-    })?;
+    let mut opt = step::backbone_head_optimizer(&weights, o)?;
     let exs = examples(&job.data.train, spec.window);
     let n = exs.len();
     let total_steps = step::total_steps(n, o.batch_size, o.accumulate, o.epochs, o.max_steps);
@@ -698,11 +685,7 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
     let files = RunFiles::new(job.dir);
     let (mut st, mut log, resumed) =
         step::start::<RunState>(&files, job.resume, &weights, &mut opt, || {
-            if let Some(init) = &o.init {
-                let src = crate::train::finetune::read_source(Path::new(init))?;
-                crate::train::finetune::load_backbone(&weights, &src)?;
-            }
-            Ok(())
+            step::load_init(&weights, o)
         })?;
     if resumed {
         step::say_resuming(job.dir, &st);

@@ -34,6 +34,33 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// The optimizer of a run with a backbone and a head: two parameter groups, the backbone's
+/// (`backbone.*`) learning rate scaled by `o.backbone_lr_scale` (checked here).
+pub fn backbone_head_optimizer(weights: &Weights, o: &TrainOptions) -> Result<AdamW> {
+    if !(o.backbone_lr_scale.is_finite() && o.backbone_lr_scale >= 0.0) {
+        return Err(Error::input(format!(
+            "--backbone-lr-scale must be a number >= 0, got {}",
+            o.backbone_lr_scale
+        )));
+    }
+    optimizer(weights, o.lr, o.weight_decay, |k| {
+        if k.starts_with("backbone.") {
+            o.backbone_lr_scale
+        } else {
+            1.0
+        }
+    })
+}
+
+/// Load the `--init` source's backbone into `weights` (nothing without `--init`).
+pub fn load_init(weights: &Weights, o: &TrainOptions) -> Result<()> {
+    if let Some(init) = &o.init {
+        let src = crate::train::finetune::read_source(Path::new(init))?;
+        crate::train::finetune::load_backbone(weights, &src)?;
+    }
+    Ok(())
+}
+
 /// AdamW over all trainable weights; `scale` gives each parameter's learning-rate multiplier.
 pub fn optimizer(
     weights: &Weights,
