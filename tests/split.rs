@@ -612,6 +612,57 @@ fn genome_and_bed_regions_split_by_homology_and_chromosome() {
 }
 
 #[test]
+fn links_the_candidate_search_missed_are_moved_to_train() {
+    // 30 families of three identical 300 bp copies among 200 unrelated records. With
+    // --max-occ 2 every family k-mer (in 3 records) is hidden from the all-against-all search,
+    // so the families are not clustered; the leakage check indexes train alone, where a family
+    // k-mer is in at most 2 records, finds the pairs, and their clusters move to train.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut rng = Rng(99);
+    let mut recs = Vec::new();
+    for f in 0..30 {
+        let base = rng.seq(300);
+        for c in 0..3 {
+            recs.push((format!("fam{f}_{c}"), base.clone()));
+        }
+    }
+    for u in 0..200 {
+        recs.push((format!("solo{u}"), rng.seq(300)));
+    }
+    let fa = tmp.path().join("x.fa");
+    write_fasta(&fa, &recs);
+    let out = tmp.path().join("s");
+    let text = ok(&[
+        "split",
+        "--method",
+        "homology",
+        &fa.to_string_lossy(),
+        "--out",
+        &out.to_string_lossy(),
+        "--max-occ",
+        "2",
+        "--fractions",
+        "0.5,0,0.5",
+        "--seed",
+        "4",
+        "--json",
+    ]);
+    let summary: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(summary["moved_to_train"].as_u64().unwrap() > 0, "{summary}");
+    let leak: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("leakage.json")).unwrap()).unwrap();
+    assert_eq!(leak["levels"][1]["count"], 0, "{}", leak["levels"]);
+    // Every family ends up without a test copy next to a train copy.
+    let test = std::fs::read_to_string(out.join("test.fa")).unwrap();
+    let train = std::fs::read_to_string(out.join("train.fa")).unwrap();
+    for f in 0..30 {
+        let in_test = (0..3).any(|c| test.contains(&format!(">fam{f}_{c}\n")));
+        let in_train = (0..3).any(|c| train.contains(&format!(">fam{f}_{c}\n")));
+        assert!(!(in_test && in_train), "family {f} in both splits");
+    }
+}
+
+#[test]
 fn bad_inputs_exit_2_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let fa = tmp.path().join("x.fa");

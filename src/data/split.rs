@@ -641,35 +641,80 @@ pub struct Options {
     pub test_seqids: Vec<String>,
 }
 
-/// Split index per record, plus clustering statistics for `homology`.
-pub fn split(input: &Input, opts: &Options) -> Result<(Vec<u8>, Option<ClusterStats>)> {
+/// What [`split`] decided.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    /// Split index per record (0 train, 1 valid, 2 test).
+    pub split_of: Vec<u8>,
+    /// Cluster id per record (`homology` only).
+    pub clusters: Option<Vec<usize>>,
+    /// Clustering statistics (`homology` only).
+    pub stats: Option<ClusterStats>,
+}
+
+/// Split index per record, plus the clusters and their statistics for `homology`.
+pub fn split(input: &Input, opts: &Options) -> Result<Assignment> {
     match opts.method {
         Method::Random => {
             let groups: Vec<usize> = (0..input.len()).collect();
-            Ok((
-                assign_groups(&groups, &input.labels_or_zero(), opts.fractions, opts.seed),
-                None,
-            ))
+            Ok(Assignment {
+                split_of: assign_groups(
+                    &groups,
+                    &input.labels_or_zero(),
+                    opts.fractions,
+                    opts.seed,
+                ),
+                clusters: None,
+                stats: None,
+            })
         }
-        Method::Chromosome => Ok((
-            assign_chromosomes(&input.names, &opts.valid_seqids, &opts.test_seqids)?,
-            None,
-        )),
+        Method::Chromosome => Ok(Assignment {
+            split_of: assign_chromosomes(&input.names, &opts.valid_seqids, &opts.test_seqids)?,
+            clusters: None,
+            stats: None,
+        }),
         Method::Homology => {
             let seqs = input.seq_refs();
             homology::check_lengths(&input.names, &seqs, "input")?;
             let (clusters, stats) = homology::cluster(&seqs, &opts.params)?;
-            Ok((
-                assign_groups(
+            Ok(Assignment {
+                split_of: assign_groups(
                     &clusters,
                     &input.labels_or_zero(),
                     opts.fractions,
                     opts.seed,
                 ),
-                Some(stats),
-            ))
+                clusters: Some(clusters),
+                stats: Some(stats),
+            })
         }
     }
+}
+
+/// Move to train every cluster holding a record of `split` whose index is in `leaking`
+/// (positions among that split's records, in record order); returns the records moved.
+///
+/// The leakage check indexes the training records alone, so a k-mer that `max_occ` hid from
+/// the all-against-all search can still find a pair there; moving the pair's cluster keeps the
+/// split free of links at the identity.
+pub fn move_leaking_clusters(
+    split_of: &mut [u8],
+    clusters: &[usize],
+    split: u8,
+    leaking: &[usize],
+) -> usize {
+    let members: Vec<usize> = (0..split_of.len())
+        .filter(|&i| split_of[i] == split)
+        .collect();
+    let bad: HashSet<usize> = leaking.iter().map(|&k| clusters[members[k]]).collect();
+    let mut moved = 0;
+    for (i, s) in split_of.iter_mut().enumerate() {
+        if *s == split && bad.contains(&clusters[i]) {
+            *s = 0;
+            moved += 1;
+        }
+    }
+    moved
 }
 
 /// Output layout chosen by the user.
