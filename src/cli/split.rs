@@ -183,7 +183,8 @@ pub fn run(args: Args) -> Result<()> {
     };
     let mut leak = leakage_of(&split_of)?;
     let mut moved = 0;
-    if let (Some(ids), true) = (&cluster_ids, method == Method::Homology) {
+    // Only a homology split has clusters.
+    if let Some(ids) = &cluster_ids {
         for _ in 0..10 {
             let Some(l) = &leak else { break };
             let leaking: Vec<usize> = (0..l.rows.len())

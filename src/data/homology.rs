@@ -377,8 +377,6 @@ pub struct Scratch {
     aligner: Aligner<fn(u8, u8) -> i32>,
     rc: Vec<u8>,
     rows: Vec<i64>,
-    /// Pairs whose identity needed `bio`'s traceback (optimal alignments differ in identity).
-    pub traced: u64,
 }
 
 impl Default for Scratch {
@@ -397,7 +395,6 @@ impl Default for Scratch {
             ),
             rc: Vec::new(),
             rows: Vec::new(),
-            traced: 0,
         }
     }
 }
@@ -788,11 +785,7 @@ pub fn identity_above(
     floor: f64,
     scratch: &mut Scratch,
 ) -> Option<f64> {
-    let (a, b) = if (x.len(), x) <= (y.len(), y) {
-        (x, y)
-    } else {
-        (y, x)
-    };
+    let (a, b) = shorter_first(x, y);
     if a.is_empty() {
         return (0.0 >= floor).then_some(0.0);
     }
@@ -811,7 +804,6 @@ pub fn identity_above(
         let same = if lo == hi {
             lo
         } else {
-            scratch.traced += 1;
             bio_identical(a, b, &mut scratch.aligner)
         };
         Some(same as f64 / a.len() as f64)
@@ -823,19 +815,29 @@ pub fn identity_above(
 /// Identity of the pair as [`identity`] computes it, but always by `bio`'s traceback (the
 /// reference the fast path is tested against).
 pub fn identity_bio(x: &[u8], y: &[u8], rc: bool, scratch: &mut Scratch) -> f64 {
-    let (a, b) = if (x.len(), x) <= (y.len(), y) {
-        (x, y)
-    } else {
-        (y, x)
-    };
+    let (a, b) = shorter_first(x, y);
     if a.is_empty() {
         return 0.0;
     }
-    let mut b = b.to_vec();
-    if rc {
-        b = b.iter().rev().map(|&c| crate::seq::complement(c)).collect();
+    let mut rc_buf = std::mem::take(&mut scratch.rc);
+    let b: &[u8] = if rc {
+        revcomp_into(b, &mut rc_buf);
+        &rc_buf
+    } else {
+        b
+    };
+    let same = bio_identical(a, b, &mut scratch.aligner);
+    scratch.rc = rc_buf;
+    same as f64 / a.len() as f64
+}
+
+/// The pair in the canonical order of [`identity`]: shorter first, then byte order.
+fn shorter_first<'a>(x: &'a [u8], y: &'a [u8]) -> (&'a [u8], &'a [u8]) {
+    if (x.len(), x) <= (y.len(), y) {
+        (x, y)
+    } else {
+        (y, x)
     }
-    bio_identical(a, &b, &mut scratch.aligner) as f64 / a.len() as f64
 }
 
 /// Identical aligned A/C/G/T bases of `bio`'s semi-global alignment of `a` (end to end) in `b`.
@@ -869,15 +871,11 @@ fn bio_identical(a: &[u8], b: &[u8], aligner: &mut Aligner<fn(u8, u8) -> i32>) -
 /// broken toward the most (or fewest) identities; the order is kept under addition, so the
 /// Gotoh recurrences stay exact. `x` must be shorter than 65,536 bp.
 pub fn identity_range(x: &[u8], y: &[u8]) -> (usize, usize, i32) {
-    optimal_identical_range(x, y, &mut Vec::new())
-}
-
-fn optimal_identical_range(x: &[u8], y: &[u8], rows: &mut Vec<i64>) -> (usize, usize, i32) {
-    debug_assert!(x.len() < 1 << 16);
-    let (hi, score) = gotoh_packed(x, y, 1, rows);
-    let (lo_packed, score2) = gotoh_packed(x, y, -1, rows);
+    let mut rows = Vec::new();
+    let (hi, score) = gotoh_packed(x, y, 1, &mut rows);
+    let (lo, score2) = gotoh_packed(x, y, -1, &mut rows);
     debug_assert_eq!(score, score2);
-    (lo_packed, hi, score)
+    (lo, hi, score)
 }
 
 /// One Gotoh pass with packed cells (`sign` +1: most identities, −1: fewest); returns
@@ -894,7 +892,7 @@ fn gotoh_packed(x: &[u8], y: &[u8], sign: i64, rows: &mut Vec<i64>) -> (usize, i
     // Row 0: any prefix of y is skipped for free; no vertical gap is open yet.
     i_gap.fill(NEG);
     let (mut s_prev, mut s_cur) = (s_prev, s_cur);
-    let ycodes: Vec<u8> = y.iter().map(|&b| BASE_CODE[b as usize]).collect();
+    debug_assert!(x.len() < 1 << 16);
     for (i, &xb) in x.iter().enumerate() {
         let cx = BASE_CODE[xb as usize];
         let hit = 2 * SH + sign;
@@ -904,7 +902,7 @@ fn gotoh_packed(x: &[u8], y: &[u8], sign: i64, rows: &mut Vec<i64>) -> (usize, i
         for j in 1..=m {
             let iv = (s_prev[j] + open).max(i_gap[j] + ext);
             d = (s_cur[j - 1] + open).max(d + ext);
-            let sub = if cx < 4 && ycodes[j - 1] == cx {
+            let sub = if cx < 4 && BASE_CODE[y[j - 1] as usize] == cx {
                 hit
             } else {
                 -2 * SH

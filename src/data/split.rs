@@ -245,13 +245,21 @@ impl Input {
         if parts.is_empty() {
             return Err(Error::input("--regions: no BED file given"));
         }
-        let split_label = |p: &str| -> (Option<String>, String) {
-            match p.split_once('=') {
-                Some((l, f)) if !Path::new(p).is_file() => (Some(l.to_string()), f.to_string()),
-                _ => (None, p.to_string()),
-            }
-        };
-        let parsed: Vec<(Option<String>, String)> = parts.iter().map(|p| split_label(p)).collect();
+        // The SPEC rule: a part that is a file is unlabelled, else LABEL=PATH.
+        let parsed: Vec<(Option<String>, String)> = parse_spec(&parts.join(","))?
+            .into_iter()
+            .map(|part| match part {
+                SpecPart::Fasta { label, path } => Ok((Some(label), path)),
+                SpecPart::Table {
+                    path,
+                    seq_col: None,
+                    label_col: None,
+                } => Ok((None, path)),
+                SpecPart::Table { path, .. } => Err(Error::input(format!(
+                    "--regions {path}: expected BED or LABEL=BED"
+                ))),
+            })
+            .collect::<Result<_>>()?;
         let labelled = parsed.iter().filter(|(l, _)| l.is_some()).count();
         if labelled != 0 && labelled != parsed.len() {
             return Err(Error::input(

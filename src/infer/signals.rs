@@ -133,7 +133,7 @@ impl Counts {
                 if c == labels::INTRON && p != labels::INTRON {
                     intron_from = exonic(p).then_some(i);
                 } else if c != labels::INTRON && p == labels::INTRON {
-                    if let (Some(from), true) = (intron_from, exonic(c)) {
+                    if let Some(from) = intron_from.filter(|_| exonic(c)) {
                         self.intron_lengths.push(i - from);
                     }
                     intron_from = None;
