@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use genolm::cli::benchmark::homology_folds;
+use genolm::data::homology::Params;
 use genolm::data::LabeledSet;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -75,8 +76,9 @@ fn homology_folds_keep_families_whole_and_classes_balanced() {
         c.join("Bacillus_non_prom.fa.gz").display()
     );
     let set = LabeledSet::load(&spec, Default::default()).unwrap();
-    let (folds, stats) = homology_folds(&set, 5, 0.8, 0).unwrap();
+    let (folds, stats) = homology_folds(&set, 5, &Params::default(), 0).unwrap();
     assert_eq!(stats.clusters, 120, "{stats:?}");
+    assert_eq!(stats.merged_by_check, 0, "{stats:?}");
     assert_eq!(folds.len(), 5);
     let mut seen = vec![0usize; set.len()];
     for f in &folds {
@@ -94,6 +96,55 @@ fn homology_folds_keep_families_whole_and_classes_balanced() {
         assert_eq!((pos, f.test.len() - pos), (40, 80), "{:?}", set.classes);
     }
     assert!(seen.iter().all(|&s| s == 1), "test folds partition the set");
+}
+
+#[test]
+fn fold_check_merges_the_links_the_candidate_search_missed() {
+    // Families of three identical copies: with max_occ 2 every family k-mer (in 3 records) is
+    // hidden from the all-against-all search, so no family is clustered. The fold check indexes
+    // the other folds alone, where a family k-mer is in at most 2 records, finds the pairs, and
+    // their clusters are merged and dealt again until every family sits in one fold.
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let write = |path: &Path, tag: &str, n_fam: usize, rng: &mut ChaCha8Rng| {
+        let mut text = String::new();
+        for f in 0..n_fam {
+            let base: String = (0..200)
+                .map(|_| "ACGT".as_bytes()[rng.random_range(0..4)] as char)
+                .collect();
+            for m in 0..3 {
+                text.push_str(&format!(">{tag}_fam{f}_m{m}\n{base}\n"));
+            }
+        }
+        std::fs::write(path, text).unwrap();
+    };
+    write(&c.join("pos.fa"), "pos", 20, &mut rng);
+    write(&c.join("neg.fa"), "neg", 20, &mut rng);
+    let spec = format!(
+        "promoter={},non_promoter={}",
+        c.join("pos.fa").display(),
+        c.join("neg.fa").display()
+    );
+    let set = LabeledSet::load(&spec, Default::default()).unwrap();
+    let params = Params {
+        max_occ: 2,
+        ..Params::default()
+    };
+    let (folds, stats) = homology_folds(&set, 5, &params, 3).unwrap();
+    assert!(stats.merged_by_check > 0, "{stats:?}");
+    // Families whose copies were dealt to one fold never leak, so need no merge.
+    assert!((40..120).contains(&stats.clusters), "{stats:?}");
+    for f in &folds {
+        let train_fams: std::collections::HashSet<&str> =
+            f.train.iter().map(|&i| family(&set.names[i])).collect();
+        assert!(
+            f.test
+                .iter()
+                .all(|&i| !train_fams.contains(family(&set.names[i]))),
+            "a family is split across train and test"
+        );
+    }
 }
 
 #[test]

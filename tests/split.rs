@@ -559,6 +559,21 @@ fn genome_and_bed_regions_split_by_homology_and_chromosome() {
     let leak: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(rnd.join("leakage.json")).unwrap()).unwrap();
     assert!(leak["levels"][1]["count"].as_u64().unwrap() > 0);
+    // `genolm leakage` audits the written BED split against the genome to the same counts.
+    let audit: serde_json::Value = serde_json::from_str(&ok(&[
+        "leakage",
+        "--genome",
+        &fa,
+        "--train",
+        &rnd.join("train.bed").to_string_lossy(),
+        "--test",
+        &rnd.join("test.bed").to_string_lossy(),
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(audit["levels"], leak["levels"]);
+    assert_eq!(audit["test"], leak["test"]);
+    assert!(audit["rows"][0]["id"].as_str().unwrap().contains(':'));
     // Chromosome method on region names; FASTA output names regions 1-based, `-` reversed.
     let chr = tmp.path().join("chr");
     ok(&[

@@ -154,32 +154,76 @@ fn figure(m: &Value, k: &str) -> Option<f64> {
     }
 }
 
-/// Homology-aware folds of a set: single-linkage clusters at `identity` dealt whole to `k`
-/// class-balanced folds. Returns the splits and the clustering statistics.
+/// Homology-aware folds of a set: single-linkage clusters at `params.identity` dealt whole to
+/// `k` class-balanced folds. Returns the splits and the clustering statistics.
+///
+/// Each fold is then checked as a test set against the other folds ([`homology::leakage`]
+/// indexes the training side alone, so a k-mer that `max_occ` hid from the all-against-all
+/// search can still find a pair). The clusters of every test record and its train neighbour at
+/// the identity are merged and the folds dealt again, until no fold leaks (at most 10 rounds).
 pub fn homology_folds(
     set: &LabeledSet,
     k: usize,
-    identity: f64,
+    params: &Params,
     seed: u64,
 ) -> Result<(Vec<Split>, ClusterStats)> {
-    let params = Params {
-        identity,
-        ..Params::default()
-    };
     let seqs: Vec<&[u8]> = set.seqs.iter().map(|s| s.as_slice()).collect();
     homology::check_lengths(&set.names, &seqs, &set.source)?;
-    let (clusters, stats) = homology::cluster(&seqs, &params)?;
-    let fold_of = deal_groups(&clusters, &set.labels, &vec![1.0 / k as f64; k], seed);
-    let ids: Vec<u32> = fold_of.iter().map(|&f| f as u32).collect();
-    let splits = given_folds(&ids)?;
-    if splits.len() != k {
-        return Err(Error::input(format!(
-            "{}: only {} folds could be filled from the homology clusters at identity {identity}; cannot make {k} folds",
-            set.source,
-            splits.len()
-        )));
+    let (mut clusters, mut stats) = homology::cluster(&seqs, params)?;
+    let start = Instant::now();
+    let mut round = 0;
+    loop {
+        let fold_of = deal_groups(&clusters, &set.labels, &vec![1.0 / k as f64; k], seed);
+        let ids: Vec<u32> = fold_of.iter().map(|&f| f as u32).collect();
+        let splits = given_folds(&ids)?;
+        if splits.len() != k {
+            return Err(Error::input(format!(
+                "{}: only {} folds could be filled from the homology clusters at identity {}; cannot make {k} folds",
+                set.source,
+                splits.len(),
+                params.identity
+            )));
+        }
+        let n_clusters = clusters.iter().max().map_or(0, |m| m + 1);
+        let mut uf = homology::UnionFind::new(n_clusters);
+        let mut merged = 0u64;
+        for s in &splits {
+            let pick = |idx: &[usize]| -> (Vec<String>, Vec<&[u8]>) {
+                idx.iter().map(|&i| (set.names[i].clone(), seqs[i])).unzip()
+            };
+            let (train_names, train) = pick(&s.train);
+            let (test_names, test) = pick(&s.test);
+            let l = homology::leakage(&train_names, &train, &test_names, &test, params)?;
+            for (row, &t) in l.rows.iter().zip(&s.test) {
+                if let (true, Some(r)) =
+                    (row.best_identity >= params.identity, row.best_train_index)
+                {
+                    if uf.union(clusters[t], clusters[s.train[r]]) {
+                        merged += 1;
+                    }
+                }
+            }
+        }
+        if merged == 0 || round == 10 {
+            stats.seconds += start.elapsed().as_secs_f64();
+            return Ok((splits, stats));
+        }
+        // Merge, then renumber clusters 0, 1, ... in order of first member.
+        let mut renumber = std::collections::HashMap::new();
+        for c in clusters.iter_mut() {
+            let root = uf.find(*c);
+            let next = renumber.len();
+            *c = *renumber.entry(root).or_insert(next);
+        }
+        let mut sizes = vec![0usize; renumber.len()];
+        for &c in &clusters {
+            sizes[c] += 1;
+        }
+        stats.clusters = sizes.len();
+        stats.largest_cluster = sizes.iter().copied().max().unwrap_or(0);
+        stats.merged_by_check += merged;
+        round += 1;
     }
-    Ok((splits, stats))
 }
 
 /// Test sequences of `test` with a training neighbour at `identity` or above in `train`.
@@ -416,14 +460,19 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
             "published": published,
         });
         if homology {
-            let (hfolds, stats) = homology_folds(&set, folds.len(), a.identity, a.seed)?;
+            let params = Params {
+                identity: a.identity,
+                ..Params::default()
+            };
+            let (hfolds, stats) = homology_folds(&set, folds.len(), &params, a.seed)?;
             eprintln!(
-                "{}: {} sequences in {} clusters at identity {} (largest {}, {:.1} s)",
+                "{}: {} sequences in {} clusters at identity {} (largest {}; {} merged by the fold check; {:.1} s)",
                 b.name,
                 stats.sequences,
                 stats.clusters,
                 a.identity,
                 stats.largest_cluster,
+                stats.merged_by_check,
                 stats.seconds
             );
             let p = FoldPlan {

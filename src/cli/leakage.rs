@@ -18,13 +18,16 @@ of the shorter sequence (as cd-hit-est). A test sequence with no candidate is re
 identity 0 and method 'none' (not aligned). Summary: test sequences with a train neighbour \
 >= 50 %, >= 80 %, >= 95 %.\n\n\
 --train and --test take any classification SPEC (comma-separated parts: LABEL=FASTA, CSV/TSV \
-tables such as the EPDnew folds) or plain FASTA files. JSON (--json, or --out FILE): \
+tables such as the EPDnew folds) or plain FASTA files; with --genome they are BED files (or \
+LABEL=BED parts) of regions of that genome, as `genolm split --genome ... --regions ...` writes \
+them (a `-` region is reverse-complemented). JSON (--json, or --out FILE): \
 {identity_definition, below_candidate_bar, kmer, min_shared, max_occ, train, test, \
 test_with_candidates, candidate_pairs, aligned_pairs, mean_best_identity, \
 levels: [{identity, count, fraction}], seconds, rows: [{id, best_identity, best_train, strand, \
 method, candidates}]}.",
     after_help = "Example:\n  D=promoters/epdnew_human_300\n  genolm leakage --train $D/fold_1.csv.gz,$D/fold_2.csv.gz,$D/fold_3.csv.gz,$D/fold_4.csv.gz --test $D/fold_5.csv.gz --out leakage.json\n  \
-genolm leakage --train split/train.fa --test split/test.fa --identity 0.8 --json"
+genolm leakage --train split/train.fa --test split/test.fa --identity 0.8 --json\n  \
+genolm leakage --genome genome.fa.gz --train split/train.bed --test split/test.bed"
 )]
 pub struct Args {
     /// Training sequences: a SPEC or FASTA files joined by commas.
@@ -33,6 +36,9 @@ pub struct Args {
     /// Test sequences: a SPEC or FASTA files joined by commas.
     #[arg(long)]
     pub test: String,
+    /// Genome FASTA: --train and --test are then BED regions of it.
+    #[arg(long)]
+    pub genome: Option<String>,
     /// Identity that counts as a leak in the text summary (the JSON always has 50/80/95 %).
     #[arg(long, default_value_t = 0.8)]
     pub identity: f64,
@@ -56,8 +62,17 @@ pub struct Args {
 /// Run `genolm leakage`.
 pub fn run(args: Args) -> Result<()> {
     let params = super::split::params(args.identity, args.kmer, args.min_shared, args.max_occ)?;
-    let train = Input::load_any(&args.train, None)?;
-    let test = Input::load_any(&args.test, Some(&train.classes))?;
+    let (train, test) = match &args.genome {
+        Some(genome) => (
+            Input::load_bed(genome, std::slice::from_ref(&args.train))?,
+            Input::load_bed(genome, std::slice::from_ref(&args.test))?,
+        ),
+        None => {
+            let train = Input::load_any(&args.train, None)?;
+            let test = Input::load_any(&args.test, Some(&train.classes))?;
+            (train, test)
+        }
+    };
     let report = homology::leakage(
         &train.names,
         &train.seq_refs(),
