@@ -583,12 +583,7 @@ impl LcsPattern {
                 let m = if c < 4 { &self.masks[c] } else { &zero };
                 let mut carry = 0u64;
                 for w in band.clone() {
-                    let vw = v[w];
-                    let u = vw & m[w];
-                    let (s1, c1) = vw.overflowing_add(u);
-                    let (s2, c2) = s1.overflowing_add(carry);
-                    carry = (c1 | c2) as u64;
-                    v[w] = s2 | (vw & !m[w]);
+                    (v[w], carry) = lcs_word(v[w], m[w], carry);
                 }
             }
             done = end;
@@ -902,13 +897,17 @@ fn lcs_step<const W: usize>(v: &mut [u64; W], m: &[u64; W], band: std::ops::Rang
         if w < band.start || w >= band.end {
             continue;
         }
-        let vw = v[w];
-        let u = vw & m[w];
-        let (s1, c1) = vw.overflowing_add(u);
-        let (s2, c2) = s1.overflowing_add(carry);
-        carry = (c1 | c2) as u64;
-        v[w] = s2 | (vw & !m[w]);
+        (v[w], carry) = lcs_word(v[w], m[w], carry);
     }
+}
+
+/// One word of an LCS column: the new word and the carry into the next.
+#[inline(always)]
+fn lcs_word(vw: u64, mw: u64, carry: u64) -> (u64, u64) {
+    let u = vw & mw;
+    let (s1, c1) = vw.overflowing_add(u);
+    let (s2, c2) = s1.overflowing_add(carry);
+    (s2 | (vw & !mw), (c1 | c2) as u64)
 }
 
 /// Code of the complement of a base: A↔T (0↔3), C↔G (1↔2); N and other bytes 4.
