@@ -556,7 +556,8 @@ impl LcsPattern {
 
     /// `None` as soon as no common subsequence of `need` bases can exist, otherwise an upper
     /// bound on every common subsequence of at least `need` bases: the LCS over the matches of
-    /// the words [`Self::band_words`] updates (the exact LCS when `need` is 0).
+    /// the words of the diagonal band such a subsequence can use (see `band_words`; the exact
+    /// LCS when `need` is 0).
     pub fn lcs_reaching(&self, y: &[u8], rc: bool, need: usize, v: &mut Vec<u64>) -> Option<usize> {
         let codes: &[u8; 256] = if rc { &RC_CODE } else { &BASE_CODE };
         macro_rules! fixed {
