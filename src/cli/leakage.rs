@@ -11,9 +11,11 @@ use crate::error::{Error, Result};
 #[derive(Debug, clap::Args)]
 #[command(
     long_about = "For each test sequence, its highest identity to any training sequence, on either \
-strand: candidates share at least --min-shared canonical k-mers with it (the candidate bar), each \
-candidate is bounded by its longest common subsequence and aligned (bio, semi-global) in decreasing \
-bound order until no bound can beat the best; identity = identical aligned A/C/G/T bases / length \
+strand: candidates share at least --min-shared canonical k-mers with it (the candidate bar); the \
+candidate sharing the most is aligned first (bio, semi-global), the others are bounded by their \
+longest common subsequence and aligned in decreasing bound order while a bound can beat the best \
+(after the highest bound, only while it can reach the next reported level; `exact` says whether \
+the row's identity is proven the maximum); identity = identical aligned A/C/G/T bases / length \
 of the shorter sequence (as cd-hit-est). A test sequence with no candidate is reported with \
 identity 0 and method 'none' (not aligned). Summary: test sequences with a train neighbour \
 >= 50 %, >= 80 %, >= 95 %.\n\n\

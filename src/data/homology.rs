@@ -1381,11 +1381,13 @@ pub const LEVELS: [f64; 3] = [0.5, 0.8, 0.95];
 
 /// For each test sequence, its highest alignment identity to any training sequence.
 ///
-/// Every candidate (≥ `min_shared` shared canonical k-mers on one relative strand) is bounded by
-/// its LCS; candidates are aligned in decreasing bound order until the bound cannot beat the
-/// best identity found (the maximum over candidates is then exact) or cannot reach the next
-/// level above it among 50, 80, 95 % and the identity threshold (the row is then marked
-/// `exact: false`; its level, and so every count, is still exact).
+/// The candidate (≥ `min_shared` shared canonical k-mers on one relative strand) sharing the
+/// most k-mers is aligned first; its identity is a floor. Every other candidate is bounded by its
+/// LCS (stopped as soon as it cannot beat the floor); those are aligned in decreasing bound order
+/// until the bound cannot beat the best identity found (the maximum over candidates is then
+/// exact) or, after the highest bound, cannot reach the next level above it among 50, 80, 95 %
+/// and the identity threshold (the row is then marked `exact: false`; its level, and so every
+/// count, is still exact).
 pub fn leakage(
     train_names: &[String],
     train: &[&[u8]],
