@@ -171,6 +171,15 @@ pub fn homology_folds(
     homology::check_lengths(&set.names, &seqs, &set.source)?;
     let (mut clusters, mut stats) = homology::cluster(&seqs, params)?;
     let start = Instant::now();
+    // Records joined by cluster; the fold check adds the links it finds.
+    let mut uf = homology::UnionFind::new(clusters.len());
+    let mut first_of = vec![usize::MAX; stats.clusters];
+    for (i, &c) in clusters.iter().enumerate() {
+        if first_of[c] == usize::MAX {
+            first_of[c] = i;
+        }
+        uf.union(first_of[c], i);
+    }
     let mut round = 0;
     loop {
         let fold_of = deal_groups(&clusters, &set.labels, &vec![1.0 / k as f64; k], seed);
@@ -184,8 +193,6 @@ pub fn homology_folds(
                 params.identity
             )));
         }
-        let n_clusters = clusters.iter().max().map_or(0, |m| m + 1);
-        let mut uf = homology::UnionFind::new(n_clusters);
         let mut merged = 0u64;
         for s in &splits {
             let pick = |idx: &[usize]| -> (Vec<String>, Vec<&[u8]>) {
@@ -198,7 +205,7 @@ pub fn homology_folds(
                 if let (true, Some(r)) =
                     (row.best_identity >= params.identity, row.best_train_index)
                 {
-                    if uf.union(clusters[t], clusters[s.train[r]]) {
+                    if uf.union(t, s.train[r]) {
                         merged += 1;
                     }
                 }
@@ -208,19 +215,8 @@ pub fn homology_folds(
             stats.seconds += start.elapsed().as_secs_f64();
             return Ok((splits, stats));
         }
-        // Merge, then renumber clusters 0, 1, ... in order of first member.
-        let mut renumber = std::collections::HashMap::new();
-        for c in clusters.iter_mut() {
-            let root = uf.find(*c);
-            let next = renumber.len();
-            *c = *renumber.entry(root).or_insert(next);
-        }
-        let mut sizes = vec![0usize; renumber.len()];
-        for &c in &clusters {
-            sizes[c] += 1;
-        }
-        stats.clusters = sizes.len();
-        stats.largest_cluster = sizes.iter().copied().max().unwrap_or(0);
+        clusters = uf.cluster_ids();
+        stats.count_clusters(&clusters);
         stats.merged_by_check += merged;
         round += 1;
     }

@@ -158,12 +158,6 @@ pub struct KmerIndex {
     positions: Vec<u16>,
     /// Length of each target.
     lens: Vec<u32>,
-    /// Bucket table over the top bits of a code, narrowing the binary search.
-    buckets: Vec<u32>,
-    bucket_shift: u32,
-    /// One bit per possible code (k ≤ 14: at most 32 MB), set for indexed codes: most query
-    /// k-mers are absent, and one bit test costs one cache miss instead of a search.
-    present: Vec<u64>,
 }
 
 impl KmerIndex {
@@ -175,8 +169,8 @@ impl KmerIndex {
     /// As [`Self::build`], keeping only k-mers with at least `min_postings` postings.
     ///
     /// For an all-against-all search (`min_postings` 2) a k-mer held by one sequence links
-    /// nothing; dropping those (most of them) shrinks the index several-fold and spares each
-    /// query's lookups a cache miss apiece.
+    /// nothing; dropping those (most of them) shrinks the index, and the join of
+    /// [`Self::lookup_all`], several-fold.
     pub fn build_min(seqs: &[&[u8]], k: usize, min_postings: usize) -> Result<Self> {
         if seqs.len() >= 1 << 31 {
             return Err(Error::input(
@@ -231,52 +225,19 @@ impl KmerIndex {
         }
         drop(entries);
         offsets.push(postings.len() as u32);
-        let bits = (2 * k).min(22) as u32;
-        let bucket_shift = 2 * k as u32 - bits;
-        let mut buckets = vec![0u32; (1usize << bits) + 1];
-        let mut i = 0usize;
-        for (b, slot) in buckets.iter_mut().enumerate() {
-            while i < codes.len() && ((codes[i] >> bucket_shift) as usize) < b {
-                i += 1;
-            }
-            *slot = i as u32;
-        }
-        let mut present = Vec::new();
-        if k <= 14 {
-            present = vec![0u64; (1usize << (2 * k)).div_ceil(64)];
-            for &c in &codes {
-                present[c as usize / 64] |= 1 << (c % 64);
-            }
-        }
         Ok(KmerIndex {
             k,
-            present,
             codes,
             offsets,
             postings,
             positions,
             lens: seqs.iter().map(|s| s.len() as u32).collect(),
-            buckets,
-            bucket_shift,
         })
     }
 
     /// Number of indexed sequences.
     pub fn targets(&self) -> usize {
         self.lens.len()
-    }
-
-    /// Range of `postings` for a canonical code, empty when absent.
-    fn posting_range(&self, code: u32) -> std::ops::Range<usize> {
-        if !self.present.is_empty() && self.present[code as usize / 64] >> (code % 64) & 1 == 0 {
-            return 0..0;
-        }
-        let b = (code >> self.bucket_shift) as usize;
-        let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
-        match self.codes[lo..hi].binary_search(&code) {
-            Ok(i) => self.offsets[lo + i] as usize..self.offsets[lo + i + 1] as usize,
-            Err(_) => 0..0,
-        }
     }
 
     /// Candidates of one query: targets `>= first_target` sharing at least `min_shared` k-mers
@@ -289,18 +250,7 @@ impl KmerIndex {
         params: &Params,
         scratch: &mut Scratch,
     ) -> Vec<(u32, u8, u32)> {
-        let lookups: Vec<Lookup> = sketch_with_positions(query, self.k)
-            .into_iter()
-            .filter_map(|(e, qpos)| {
-                let range = self.posting_range((e >> 1) as u32);
-                (!range.is_empty()).then_some((
-                    range.start as u32,
-                    range.end as u32,
-                    qpos,
-                    (e & 1) as u32,
-                ))
-            })
-            .collect();
+        let lookups = self.lookup_all(&[query]).pop().unwrap_or_default();
         self.candidates_of(&lookups, first_target, params, scratch)
     }
 
@@ -1187,6 +1137,18 @@ pub struct ClusterStats {
     pub seconds: f64,
 }
 
+impl ClusterStats {
+    /// Set `clusters` and `largest_cluster` from cluster ids `0..` (one per sequence).
+    pub fn count_clusters(&mut self, ids: &[usize]) {
+        let mut sizes = vec![0usize; ids.iter().max().map_or(0, |m| m + 1)];
+        for &c in ids {
+            sizes[c] += 1;
+        }
+        self.clusters = sizes.len();
+        self.largest_cluster = sizes.iter().copied().max().unwrap_or(0);
+    }
+}
+
 /// Single-linkage clusters at `params.identity`: a cluster id per sequence (0, 1, … in order of
 /// first member) and run statistics.
 pub fn cluster(seqs: &[&[u8]], params: &Params) -> Result<(Vec<usize>, ClusterStats)> {
@@ -1294,12 +1256,7 @@ pub fn cluster(seqs: &[&[u8]], params: &Params) -> Result<(Vec<usize>, ClusterSt
         }
     }
     let ids = uf.cluster_ids();
-    let mut sizes = vec![0usize; ids.iter().max().map_or(0, |m| m + 1)];
-    for &c in &ids {
-        sizes[c] += 1;
-    }
-    stats.clusters = sizes.len();
-    stats.largest_cluster = sizes.iter().copied().max().unwrap_or(0);
+    stats.count_clusters(&ids);
     stats.seconds = start.elapsed().as_secs_f64();
     Ok((ids, stats))
 }
