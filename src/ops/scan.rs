@@ -252,20 +252,35 @@ struct TaskGrads<T> {
     da: Vec<T>,
 }
 
-/// Backward of one task; `udg (B, 3D, L)` holds `[u, delta, dy]`, `ckpt` the forward's
-/// checkpoints.
-#[allow(clippy::too_many_arguments)]
+/// Inputs shared by every backward task.
+#[derive(Clone, Copy)]
+struct BwdInputs<'a, T> {
+    /// `(B, 3D, L)`: `[u, delta, dy]`.
+    udg: &'a [T],
+    /// `(B, L, 2N)` time-major `[Bm, Cm]`.
+    bct: &'a [T],
+    /// `(D, N)`.
+    a: &'a [T],
+    /// The forward's checkpoints `(B, D, ceil(L / chunk), N)`.
+    ckpt: &'a [T],
+    g: Geom,
+}
+
+/// Backward of one task: channels `d0 .. d0 + rows` of batch element `bi`.
 #[inline(always)]
 fn scan_bwd_task<T: ScanElem>(
-    udg: &[T],
-    bct: &[T],
-    a: &[T],
-    ckpt: &[T],
-    g: &Geom,
+    inp: &BwdInputs<T>,
     bi: usize,
     d0: usize,
     rows: usize,
 ) -> TaskGrads<T> {
+    let BwdInputs {
+        udg,
+        bct,
+        a,
+        ckpt,
+        g,
+    } = *inp;
     let (d, n, l, chunk) = (g.d, g.n, g.l, g.chunk);
     let n2 = 2 * n;
     let nchunks = l.div_ceil(chunk);
@@ -347,18 +362,13 @@ fn scan_bwd_task<T: ScanElem>(
 /// [`scan_bwd_task`] compiled for AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
 unsafe fn scan_bwd_task_avx2<T: ScanElem>(
-    udg: &[T],
-    bct: &[T],
-    a: &[T],
-    ckpt: &[T],
-    g: &Geom,
+    inp: &BwdInputs<T>,
     bi: usize,
     d0: usize,
     rows: usize,
 ) -> TaskGrads<T> {
-    scan_bwd_task(udg, bct, a, ckpt, g, bi, d0, rows)
+    scan_bwd_task(inp, bi, d0, rows)
 }
 
 /// Backward: returns `[d(u, delta) (B, 2D, L) | d(Bm, Cm) (B, 2N, L) | dA (D, N)]` flattened.
@@ -382,6 +392,13 @@ fn scan_bwd<T: ScanElem>(udg: &[T], bc: &[T], a: &[T], ckpt: Option<&[T]>, g: &G
     };
     let (rows, groups) = g.groups();
     let avx2 = has_avx2();
+    let inp = BwdInputs {
+        udg,
+        bct: &bct,
+        a,
+        ckpt,
+        g: *g,
+    };
     let tasks: Vec<TaskGrads<T>> = (0..b * groups)
         .into_par_iter()
         .map(|task| {
@@ -391,9 +408,9 @@ fn scan_bwd<T: ScanElem>(udg: &[T], bc: &[T], a: &[T], ckpt: Option<&[T]>, g: &G
             #[cfg(target_arch = "x86_64")]
             if avx2 {
                 // SAFETY: the CPU has AVX2 (checked by `has_avx2`).
-                return unsafe { scan_bwd_task_avx2(udg, &bct, a, ckpt, g, bi, d0, rows) };
+                return unsafe { scan_bwd_task_avx2(&inp, bi, d0, rows) };
             }
-            scan_bwd_task(udg, &bct, a, ckpt, g, bi, d0, rows)
+            scan_bwd_task(&inp, bi, d0, rows)
         })
         .collect();
     let (n_ud, n_bc) = (b * 2 * d * l, b * n2 * l);
