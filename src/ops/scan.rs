@@ -151,6 +151,13 @@ fn bc_time_major<T: ScanElem>(bc: &[T], g: &Geom) -> Vec<T> {
     out
 }
 
+/// One state element after a step: `exp(dt a) · h + (dt x) · b`. The forward and the backward's
+/// recomputation both use it, so the recomputed states are the forward's to the bit.
+#[inline(always)]
+fn next_state<T: ScanElem>(e: T, h: T, bx: T, b: T) -> T {
+    e * h + bx * b
+}
+
 /// One state update `h = exp(dt A) h + dt x Bm`, returning `<Cm, h>`; `dec` receives
 /// `exp(dt A)`.
 #[inline(always)]
@@ -159,7 +166,7 @@ fn step<T: ScanElem>(h: &mut [T], dec: &mut [T], a: &[T], bt: &[T], ct: &[T], dt
     T::decay(dt, a, dec);
     let bx = dt * x;
     for ((hk, &e), &b) in h.iter_mut().zip(dec.iter()).zip(bt) {
-        *hk = e * *hk + bx * b;
+        *hk = next_state(e, *hk, bx, b);
     }
     dot(ct, h)
 }
@@ -176,14 +183,7 @@ fn scan_fwd<T: ScanElem>(ud: &[T], bct: &[T], a: &[T], g: &Geom) -> (Vec<T>, Vec
         .zip(ckpt.par_chunks_mut(per_row))
         .enumerate()
         .for_each(|(r, (yr, cr))| {
-            let (bi, di) = (r / d, r % d);
-            let row = FwdRow {
-                u: &ud[(bi * 2 * d + di) * l..][..l],
-                dl: &ud[(bi * 2 * d + d + di) * l..][..l],
-                a: &a[di * n..][..n],
-                bc: &bct[bi * l * 2 * n..][..l * 2 * n],
-                chunk: g.chunk,
-            };
+            let row = FwdRow::new(ud, bct, a, g, r);
             if avx2 {
                 // SAFETY: the CPU has AVX2 (checked by `has_avx2`).
                 #[cfg(target_arch = "x86_64")]
@@ -216,6 +216,21 @@ struct FwdRow<'a, T> {
     a: &'a [T],
     bc: &'a [T],
     chunk: usize,
+}
+
+impl<'a, T> FwdRow<'a, T> {
+    /// Row `r = batch · D + channel` of `ud (B, 2D, L)`, `bct (B, L, 2N)`, `a (D, N)`.
+    fn new(ud: &'a [T], bct: &'a [T], a: &'a [T], g: &Geom, r: usize) -> Self {
+        let (d, n, l) = (g.d, g.n, g.l);
+        let (bi, di) = (r / d, r % d);
+        FwdRow {
+            u: &ud[(bi * 2 * d + di) * l..][..l],
+            dl: &ud[(bi * 2 * d + d + di) * l..][..l],
+            a: &a[di * n..][..n],
+            bc: &bct[bi * l * 2 * n..][..l * 2 * n],
+            chunk: g.chunk,
+        }
+    }
 }
 
 /// One row of the forward: `y` and the row's checkpoints.
@@ -321,7 +336,7 @@ fn scan_bwd_task<T: ScanElem>(
                 T::decay(dt, ar, dec);
                 for ((hk, (&e, &p)), &b) in next.iter_mut().zip(dec.iter().zip(prev.iter())).zip(bt)
                 {
-                    *hk = e * p + bx * b;
+                    *hk = next_state(e, p, bx, b);
                 }
             }
             for t in (t0..t1).rev() {
@@ -746,14 +761,7 @@ mod tests {
         // The portable row kernel gives the same bits as the dispatched one.
         let per_row = g.l.div_ceil(g.chunk) * g.n;
         for r in 0..g.b * g.d {
-            let (bi, di) = (r / g.d, r % g.d);
-            let row = FwdRow {
-                u: &ud[(bi * 2 * g.d + di) * g.l..][..g.l],
-                dl: &ud[(bi * 2 * g.d + g.d + di) * g.l..][..g.l],
-                a: &a[di * g.n..][..g.n],
-                bc: &bct[bi * g.l * 2 * g.n..][..g.l * 2 * g.n],
-                chunk: g.chunk,
-            };
+            let row = FwdRow::new(&ud, &bct, &a, &g, r);
             let (mut yr, mut cr) = (vec![0f32; g.l], vec![0f32; per_row]);
             fwd_row(&row, &mut yr, &mut cr);
             assert_eq!(yr, y[r * g.l..][..g.l]);
