@@ -205,3 +205,72 @@ fn segment_head_on_dilated_cnn_gradients_match_finite_differences() {
         assert!(err < 1e-4, "{name}[{i}]: analytic {} numeric {num}", g[i]);
     }
 }
+
+/// The frozen (prediction) model gives the trainable model's outputs bit for bit, records no
+/// autograd graph, and sees later in-place weight changes (optimizer steps, checkpoint loads).
+#[test]
+fn frozen_model_predicts_the_same_bits_without_a_graph() {
+    use genolm::models::mamba;
+    let dev = Device::Cpu;
+    let gb = BackboneConfig::GbCnn(gb_cnn::Config {
+        embedding_dim: 3,
+        channels: vec![4, 3, 2],
+        kernel_size: 3,
+        dropout: 0.1,
+    });
+    let mb = BackboneConfig::Mamba(mamba::Config {
+        d_model: 8,
+        n_layer: 2,
+        d_state: 4,
+        ..Default::default()
+    });
+    for backbone in [gb, mb] {
+        let cfg = ModelConfig {
+            vocab_size: 10,
+            seq_len: 40,
+            num_classes: 2,
+            backbone,
+            head: HeadConfig {
+                pooling: Pooling::Flatten,
+                hidden: 5,
+                hidden_activation: false,
+                dropout: 0.1,
+            },
+        };
+        let w = Weights::new();
+        let (p, b) = w.builders(3, DType::F32, &dev);
+        let model = Classifier::new(&cfg, p, b).unwrap();
+        let frozen = model.frozen(&w).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let ids: Vec<u32> = (0..3 * cfg.seq_len)
+            .map(|_| rng.random_range(0..10))
+            .collect();
+        let ids = Tensor::from_vec(ids, (3, cfg.seq_len), &dev).unwrap();
+        let run = |m: &Classifier| {
+            let mut r = ChaCha8Rng::seed_from_u64(0);
+            let mut ctx = Ctx {
+                train: false,
+                rng: &mut r,
+            };
+            m.forward(&ids, &mut ctx).unwrap()
+        };
+        let (a, f) = (run(&model), run(&frozen));
+        assert!(a.track_op(), "the trainable model should record a graph");
+        assert!(!f.track_op(), "the frozen model recorded a graph");
+        let bits = |t: &Tensor| -> Vec<u32> {
+            let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+            v.iter().map(|x| x.to_bits()).collect()
+        };
+        assert_eq!(bits(&a), bits(&f), "{}", cfg.backbone.name());
+        // Scale one parameter in place, as an optimizer step would: the frozen model follows.
+        let d = w.params.data().lock().unwrap();
+        let mut names: Vec<&String> = d.keys().filter(|k| k.ends_with("weight")).collect();
+        names.sort();
+        let var = &d[*names.last().unwrap()];
+        var.set(&(var.as_tensor() * 1.5).unwrap()).unwrap();
+        drop(d);
+        let (a2, f2) = (run(&model), run(&frozen));
+        assert_ne!(bits(&a), bits(&a2), "the weight change did nothing");
+        assert_eq!(bits(&a2), bits(&f2), "{}", cfg.backbone.name());
+    }
+}

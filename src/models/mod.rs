@@ -177,6 +177,12 @@ pub struct Classifier {
 }
 
 impl Classifier {
+    /// The same model over `weights` with no autograd graph: the model to predict with.
+    pub fn frozen(&self, weights: &Weights) -> Result<Self> {
+        let (p, b) = weights.frozen_builders(&Device::Cpu);
+        Self::new(&self.config, p, b)
+    }
+
     /// Build from `cfg`; parameters come from `params`, batch-norm statistics from `buffers`.
     pub fn new(cfg: &ModelConfig, params: VarBuilder, buffers: VarBuilder) -> Result<Self> {
         if cfg.seq_len == 0 || cfg.num_classes < 2 || cfg.vocab_size == 0 {
@@ -264,6 +270,22 @@ impl Weights {
             init::SeededInit::builder(&self.params, seed, dtype, dev),
             init::SeededInit::builder(&self.buffers, seed, dtype, dev),
         )
+    }
+
+    /// Builders over detached views of the current values (shared storage, no copy). A model
+    /// built from them records no autograd graph, so inference frees each intermediate as soon
+    /// as the next op has used it; optimizer steps and checkpoint loads still show through.
+    pub fn frozen_builders(&self, dev: &Device) -> (VarBuilder<'static>, VarBuilder<'static>) {
+        let frozen = |map: &VarMap| {
+            let data = map.data().lock().expect("var map lock");
+            let dtype = data.values().next().map_or(DType::F32, |v| v.dtype());
+            let ts: std::collections::HashMap<String, Tensor> = data
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+                .collect();
+            VarBuilder::from_tensors(ts, dtype, dev)
+        };
+        (frozen(&self.params), frozen(&self.buffers))
     }
 
     /// All parameters and buffers as one name → tensor map (names do not collide).

@@ -211,6 +211,12 @@ pub struct SegmentModel {
 }
 
 impl SegmentModel {
+    /// The same model over `weights` with no autograd graph: the model to predict with.
+    pub fn frozen(&self, weights: &super::Weights) -> Result<Self> {
+        let (p, b) = weights.frozen_builders(&candle_core::Device::Cpu);
+        Self::new(&self.config, p, b)
+    }
+
     /// Build from `cfg`; parameters come from `params`, batch-norm statistics from `buffers`.
     ///
     /// The backbone's downsampling factor is measured on a probe length (`L / out_len(L)`).

@@ -348,7 +348,8 @@ pub fn build_model(cfg: &ModelConfig, seed: u64) -> Result<(Classifier, Weights)
     Ok((model, weights))
 }
 
-/// Train, validating each epoch; returns the model with the best validation weights loaded.
+/// Train, validating each epoch; returns the model with the best validation weights loaded,
+/// frozen for prediction (no autograd graph), and the weights.
 pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
     let o = job.opts;
     if o.batch_size == 0 || o.accumulate == 0 || o.epochs == 0 {
@@ -445,7 +446,8 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             }
         }
         // End of epoch (or max steps): validate, keep the best, decide on stopping.
-        let probs = predict(&model, job.valid, o.batch_size.max(256), o.rc_average)?;
+        let frozen = model.frozen(&weights)?;
+        let probs = predict(&frozen, job.valid, o.batch_size.max(256), o.rc_average)?;
         let vloss = mean_nll(&probs, &job.valid.labels);
         let m = Metrics::of(&probs, &job.valid.labels, job.model.num_classes);
         let score = if o.metric == "loss" {
@@ -476,7 +478,7 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
     bar.finish_and_clear();
     // Load the best weights for evaluation.
     files.load_best(&weights)?;
-    Ok((model, weights, st))
+    Ok((model.frozen(&weights)?, weights, st))
 }
 
 /// A fresh run directory path is usable: created if missing.

@@ -374,6 +374,12 @@ pub fn make_causal(cfg: &mut BackboneConfig) -> Result<()> {
 }
 
 impl LanguageModel {
+    /// The same model over `weights` with no autograd graph: the model to evaluate with.
+    pub fn frozen(&self, weights: &Weights) -> Result<Self> {
+        let (p, b) = weights.frozen_builders(&Device::Cpu);
+        Self::new(&self.config, p, b)
+    }
+
     /// Build from `cfg`; parameters from `params`, buffers from `buffers`.
     pub fn new(cfg: &LmConfig, params: VarBuilder, buffers: VarBuilder) -> Result<Self> {
         if cfg.seq_len < 2 || cfg.vocab_size == 0 {
@@ -721,7 +727,14 @@ pub fn pretrain(job: &PretrainJob) -> Result<(PretrainState, Option<EvalResult>)
         toks.after_step(st.step);
         let last = st.step >= o.max_steps;
         if !periodic.is_empty() && ((o.eval_every > 0 && st.step % o.eval_every == 0) || last) {
-            let e = evaluate(&model, tok, &info, o, &periodic, eval_batch)?;
+            let e = evaluate(
+                &model.frozen(&weights)?,
+                tok,
+                &info,
+                o,
+                &periodic,
+                eval_batch,
+            )?;
             log.write(
                 &serde_json::json!({"kind": "eval", "step": st.step, "loss": e.loss,
                     "perplexity": e.perplexity, "bits_per_base": e.bits_per_base,
@@ -753,7 +766,7 @@ pub fn pretrain(job: &PretrainJob) -> Result<(PretrainState, Option<EvalResult>)
         return Ok((st, None));
     }
     files.load_best(&weights)?;
-    let e = evaluate(&model, tok, &info, o, &tiles, eval_batch)?;
+    let e = evaluate(&model.frozen(&weights)?, tok, &info, o, &tiles, eval_batch)?;
     Ok((st, Some(e)))
 }
 

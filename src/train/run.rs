@@ -146,7 +146,7 @@ pub fn run_tokenizer(dir: &Path, spec: &str) -> Result<Box<dyn Tokenizer>> {
 pub struct LoadedRun {
     /// The run's config.
     pub config: RunConfig,
-    /// The model with its best weights.
+    /// The model with its best weights, frozen for prediction (no autograd graph).
     pub model: Classifier,
     /// Its weights.
     pub weights: Weights,
@@ -194,6 +194,7 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun> {
     let model = Classifier::new(&config.model, p, b)?;
     let wpath = dir.join("model.safetensors");
     weights.load(&load_tensors(&wpath)?, &wpath.display().to_string())?;
+    let model = model.frozen(&weights)?;
     let tpath = dir.join("threshold.txt");
     let threshold = match std::fs::read_to_string(&tpath) {
         Ok(t) => match t.trim().parse::<f64>() {

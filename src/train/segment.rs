@@ -655,7 +655,8 @@ pub struct SegmentJob<'a> {
 }
 
 /// Train; validate per epoch (per-base F1 per class to `metrics.jsonl`), keep the best weights
-/// by validation macro F1 (or loss with `metric = "loss"`); returns the model with them loaded.
+/// by validation macro F1 (or loss with `metric = "loss"`); returns the model with them loaded,
+/// frozen for prediction (no autograd graph), and the weights.
 pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
     let o = &job.config.train;
     let spec = &job.config.segment;
@@ -752,7 +753,7 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
         } else {
             &job.data.valid
         };
-        let conf = evaluate(&model, job.tok, job.data, regions, &tiles)?;
+        let conf = evaluate(&model.frozen(&weights)?, job.tok, job.data, regions, &tiles)?;
         let rep = conf.report();
         let vloss = rep["loss"].as_f64().unwrap_or(f64::NAN);
         let score = if o.metric == "loss" {
@@ -788,7 +789,7 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
     }
     bar.finish_and_clear();
     files.load_best(&weights)?;
-    Ok((model, weights, st))
+    Ok((model.frozen(&weights)?, weights, st))
 }
 
 /// Write the run's `config.toml`, `tokenizer.txt` and command; on resume the config must match.
@@ -834,7 +835,7 @@ pub fn read_config(dir: &Path) -> Result<SegmentRunConfig> {
 pub struct LoadedSegmentRun {
     /// The run's config.
     pub config: SegmentRunConfig,
-    /// The model with its best weights.
+    /// The model with its best weights, frozen for prediction (no autograd graph).
     pub model: SegmentModel,
     /// Its weights.
     pub weights: Weights,
@@ -863,6 +864,7 @@ pub fn load_run(dir: &Path) -> Result<LoadedSegmentRun> {
     let model = SegmentModel::new(&config.model_config(), p, b)?;
     let wpath: PathBuf = dir.join("model.safetensors");
     weights.load(&load_tensors(&wpath)?, &wpath.display().to_string())?;
+    let model = model.frozen(&weights)?;
     let signals = crate::infer::signals::read_run_signals(dir)?;
     Ok(LoadedSegmentRun {
         config,
