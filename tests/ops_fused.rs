@@ -159,27 +159,62 @@ fn fused_batch_norm_matches_composition_and_finite_differences() {
     }
 }
 
+type Act = fn(&Tensor) -> candle_core::Result<Tensor>;
+
+/// Each fused activation equals its composition (values and gradients, f64, values spread
+/// over ±9 so the tails are reached) and its gradient matches central differences.
 #[test]
-fn fused_gelu_matches_composed_tanh_gelu() {
+fn fused_activations_match_their_compositions_and_central_differences() {
+    use genolm::ops;
     let dev = Device::Cpu;
-    let x = Var::randn(0f64, 3.0, (5, 40), &dev).unwrap();
-    let a = genolm::ops::gelu_fused(&x).unwrap();
-    let b = genolm::ops::gelu_tanh(&x).unwrap();
-    let d = max_abs_diff(&a, &b);
-    assert!(d < 1e-12, "{d}");
-    let probe = Tensor::randn(0f64, 1.0, (5, 40), &dev).unwrap();
-    let ga = (&a * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let gb = (&b * &probe)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let d = max_abs_diff(ga.get(&x).unwrap(), gb.get(&x).unwrap());
-    assert!(d < 1e-10, "gradient differs by {d}");
+    let pairs: [(&str, Act, Act); 3] = [
+        ("gelu_tanh", ops::gelu_fused, ops::gelu_tanh),
+        ("silu", ops::silu_fused, ops::silu),
+        ("softplus", ops::softplus_fused, ops::softplus),
+    ];
+    for (name, fused, composed) in pairs {
+        let x = Var::randn(0f64, 3.0, (5, 40), &dev).unwrap();
+        let a = fused(&x).unwrap();
+        let b = composed(&x).unwrap();
+        let d = max_abs_diff(&a, &b);
+        assert!(d < 1e-12, "{name}: values differ by {d}");
+        let probe = Tensor::randn(0f64, 1.0, (5, 40), &dev).unwrap();
+        let loss = |t: &Tensor| (t * &probe).unwrap().sum_all().unwrap();
+        let ga = loss(&a).backward().unwrap();
+        let gb = loss(&b).backward().unwrap();
+        let ga = ga.get(&x).unwrap();
+        let d = max_abs_diff(ga, gb.get(&x).unwrap());
+        assert!(d < 1e-10, "{name}: gradient differs by {d}");
+        let g: Vec<f64> = ga.flatten_all().unwrap().to_vec1().unwrap();
+        let base: Vec<f64> = x.flatten_all().unwrap().to_vec1().unwrap();
+        for i in [0, 17, 63, 128, 199] {
+            let at = |h: f64| {
+                let mut v = base.clone();
+                v[i] += h;
+                let t = Tensor::from_vec(v, (5, 40), &dev).unwrap();
+                loss(&fused(&t).unwrap()).to_scalar::<f64>().unwrap()
+            };
+            let num = (at(1e-6) - at(-1e-6)) / 2e-6;
+            assert!(
+                (num - g[i]).abs() < 1e-7 * num.abs().max(1.0),
+                "{name} x[{i}]: {num} vs {}",
+                g[i]
+            );
+        }
+    }
+    // f32 agrees with f64 to f32 precision, including far tails (no overflow to NaN).
+    let v: Vec<f64> = vec![-200.0, -30.0, -1e-3, 0.0, 1e-3, 0.7, 30.0, 200.0];
+    let x64 = Tensor::new(v.as_slice(), &dev).unwrap();
+    let x32 = x64.to_dtype(DType::F32).unwrap();
+    for (name, fused, _) in pairs {
+        let a: Vec<f64> = fused(&x64).unwrap().to_vec1().unwrap();
+        let b: Vec<f32> = fused(&x32).unwrap().to_vec1().unwrap();
+        for (p, q) in a.iter().zip(&b) {
+            assert!(q.is_finite(), "{name}: f32 gave {q}");
+            assert!(
+                (p - *q as f64).abs() <= 1e-6 * p.abs().max(1.0),
+                "{name}: {p} vs {q}"
+            );
+        }
+    }
 }

@@ -140,14 +140,6 @@ pub fn flip(x: &Tensor, dim: usize) -> Result<Tensor> {
     Ok(x.index_select(&idx, dim)?)
 }
 
-/// Numerically stable softplus `log(1 + exp(x)) = relu(x) + log(1 + exp(-|x|))`.
-///
-/// Composed from differentiable candle ops; the gradient is `sigmoid(x)` (exactly 0.5 at 0).
-pub fn softplus(x: &Tensor) -> Result<Tensor> {
-    let tail = (x.abs()?.neg()?.exp()? + 1.0)?.log()?;
-    Ok((x.relu()? + tail)?)
-}
-
 /// Fetch `name`; when the builder creates it fresh, replace its value by `make(draw)` where
 /// `draw` is the builder's initial value from `hint` (the variable is updated in place).
 fn get_custom<S: Into<Shape>>(
@@ -251,18 +243,18 @@ impl Ssm {
         let z = xz.narrow(2, di, di)?;
         // Causal depthwise convolution: pad K-1 on both sides, keep the first L outputs.
         let x = self.conv1d.forward(&x)?.narrow(2, 0, l)?;
-        let x = ops::silu(&x)?.contiguous()?; // (B, Di, L)
+        let x = ops::silu_fused(&x)?; // (B, Di, L)
         let dbl = self.x_proj.forward(&x.transpose(1, 2)?)?; // (B, L, R + 2N)
         let dt = dbl.narrow(2, 0, r)?;
         let bm = dbl.narrow(2, r, n)?.transpose(1, 2)?.contiguous()?;
         let cm = dbl.narrow(2, r + n, n)?.transpose(1, 2)?.contiguous()?;
-        let delta = softplus(&self.dt_proj.forward(&dt)?)?
+        let delta = ops::softplus_fused(&self.dt_proj.forward(&dt)?)?
             .transpose(1, 2)?
             .contiguous()?;
         let a = self.a_log.exp()?.neg()?;
         let y = ops::selective_scan(&x, &delta, &a, &bm, &cm)?;
         let y = (y + x.broadcast_mul(&self.d.reshape((di, 1))?)?)?;
-        Ok((y.transpose(1, 2)? * ops::silu(&z)?)?)
+        Ok((y.transpose(1, 2)? * ops::silu_fused(&z)?)?)
     }
 }
 

@@ -197,7 +197,7 @@ impl Mlp {
 
     /// `(..., D)` → `(..., D)`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let g = ops::silu(&self.gate_proj.forward(x)?)?;
+        let g = ops::silu_fused(&self.gate_proj.forward(x)?)?;
         let u = self.up_proj.forward(x)?;
         Ok(self.down_proj.forward(&(g * u)?)?)
     }

@@ -34,6 +34,13 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
     x * sigmoid(x)?
 }
 
+/// Numerically stable softplus `ln(1 + eˣ) = relu(x) + ln(1 + e^{-|x|})`, composed from
+/// differentiable candle ops.
+pub fn softplus(x: &Tensor) -> Result<Tensor> {
+    let tail = (x.abs()?.neg()?.exp()? + 1.0)?.log()?;
+    x.relu()? + tail
+}
+
 /// Inverted dropout with a caller-supplied RNG: zero each element with probability `p` and
 /// scale survivors by `1 / (1 - p)`.
 ///

@@ -21,7 +21,7 @@ mod bn_fused;
 mod conv1d;
 mod embed_conv;
 mod fftconv;
-mod gelu_fused;
+mod fused_unary;
 mod linear;
 mod norm;
 mod pool;
@@ -29,7 +29,7 @@ mod rope;
 mod scan;
 mod softmax;
 
-pub use activation::{dropout, gelu, gelu_tanh, relu, sigmoid, silu};
+pub use activation::{dropout, gelu, gelu_tanh, relu, sigmoid, silu, softplus};
 pub use block_attention::{
     block_sparse_attention, dense_attention, BlockPattern, SparseAttentionConfig, MASK_VALUE,
 };
@@ -37,7 +37,7 @@ pub use bn_fused::batch_norm_train;
 pub use conv1d::{conv1d, conv1d_composed, Conv1d, Conv1dConfig};
 pub use embed_conv::embed_conv1d;
 pub use fftconv::fft_conv;
-pub use gelu_fused::gelu_fused;
+pub use fused_unary::{gelu_fused, silu_fused, softplus_fused};
 pub use linear::{linear, Linear};
 pub use norm::{layer_norm, rms_norm, BatchNorm1d, BatchNormConfig, LayerNorm, RmsNorm};
 pub use pool::{
