@@ -748,3 +748,93 @@ fn train_segment_and_annotate_sars_cov_2() {
         assert!(g.span.end <= 29903);
     }
 }
+
+/// A segment run killed (SIGKILL) mid-epoch and resumed ends with the same weights, report and
+/// metrics log as an uninterrupted run.
+#[test]
+fn killed_segment_run_resumes_to_identical_weights_and_report() {
+    let Some(dir) = genolm::io::shared_data("genomes/sars_cov_2") else {
+        return;
+    };
+    let fa = dir.join("genome.fasta").to_string_lossy().into_owned();
+    let gff = dir.join("annotation.gff3").to_string_lossy().into_owned();
+    let tmp = tempfile::tempdir().unwrap();
+    let unet = write(tmp.path(), "unet.toml", "width = 16\nlevels = 1\n");
+    let cnn = write(tmp.path(), "cnn.toml", "width = 16\ndepth = 2\n");
+    let args = |out: &Path, resume: bool| {
+        let mut a: Vec<String> = [
+            "--threads",
+            "2",
+            "train",
+            "--task",
+            "segment",
+            "--genome",
+            &fa,
+            "--gff",
+            &gff,
+            "--window",
+            "1024",
+            "--batch-size",
+            "4",
+            "--epochs",
+            "3",
+            "--seed",
+            "3",
+            "--quiet",
+            "--checkpoint-every",
+            "2",
+            "--unet-config",
+            &unet,
+            "--model-config",
+            &cnn,
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(out.to_string_lossy().into_owned());
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let full = tmp.path().join("full");
+    let o = Command::new(BIN).args(args(&full, false)).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let part = tmp.path().join("part");
+    // 13 steps per epoch: killed in the second epoch, after a checkpoint.
+    common::kill_after_checkpoint(BIN, &args(&part, false), &part, 18);
+    let o = Command::new(BIN).args(args(&part, true)).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // It continued from the checkpoint rather than starting again.
+    let said = stderr(&o);
+    let at: u64 = said
+        .split("at step ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no resume message: {said}"));
+    assert!((16..39).contains(&at), "resumed at step {at}");
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(
+        read(&full, "model.safetensors"),
+        read(&part, "model.safetensors")
+    );
+    let report = |d: &Path| {
+        let mut v: serde_json::Value = serde_json::from_slice(&read(d, "report.json")).unwrap();
+        // Wall-clock figures differ between runs.
+        v.as_object_mut().unwrap().remove("seconds");
+        v
+    };
+    assert_eq!(report(&full)["per_base"], report(&part)["per_base"]);
+    assert_eq!(report(&full)["annotation"], report(&part)["annotation"]);
+    let steps = |d: &Path| {
+        String::from_utf8(read(d, "metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"step\""))
+            .count()
+    };
+    assert_eq!(steps(&full), 39);
+    assert_eq!(steps(&part), 39, "the resumed log repeats or skips steps");
+}
