@@ -218,3 +218,112 @@ fn fused_activations_match_their_compositions_and_central_differences() {
         }
     }
 }
+
+/// Per-channel add and multiply give the bits of candle's broadcast ops, values and both
+/// gradients, in f32 (the parameter gradient sums in candle's order), and match central
+/// differences in f64.
+#[test]
+fn channel_ops_equal_broadcast_ops_bit_for_bit_and_central_differences() {
+    use genolm::ops::{channel_add, channel_mul};
+    let dev = Device::Cpu;
+    let bits = |t: &Tensor| -> Vec<u32> {
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    let shapes: [(&[usize], usize); 6] = [
+        (&[7, 33], 1),
+        (&[4, 5, 6], 1),
+        (&[3, 4, 130], 2),
+        (&[2, 3, 4, 5], 2),
+        (&[64, 300, 16], 2),
+        (&[5, 7], 0),
+    ];
+    for (shape, dim) in shapes {
+        let c = shape[dim];
+        let mut view = vec![1; shape.len()];
+        view[dim] = c;
+        for mul in [false, true] {
+            let x = Var::randn(0f32, 1.0, shape, &dev).unwrap();
+            let p = Var::randn(0f32, 1.0, c, &dev).unwrap();
+            let probe = Tensor::randn(0f32, 1.0, shape, &dev).unwrap();
+            let ours = if mul {
+                channel_mul(&x, &p, dim).unwrap()
+            } else {
+                channel_add(&x, &p, dim).unwrap()
+            };
+            let pv = p.as_tensor().reshape(view.as_slice()).unwrap();
+            let theirs = if mul {
+                x.broadcast_mul(&pv).unwrap()
+            } else {
+                x.broadcast_add(&pv).unwrap()
+            };
+            assert_eq!(bits(&ours), bits(&theirs), "{shape:?} dim {dim} mul {mul}");
+            let g1 = (&ours * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g2 = (&theirs * &probe)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for (what, v) in [("x", x.as_tensor()), ("p", p.as_tensor())] {
+                assert_eq!(
+                    bits(g1.get(v).unwrap()),
+                    bits(g2.get(v).unwrap()),
+                    "{shape:?} dim {dim} mul {mul}: gradient of {what}"
+                );
+            }
+        }
+    }
+    // f64 central differences of a non-linear loss through both ops.
+    let x = Var::randn(0f64, 1.0, (3, 4, 5), &dev).unwrap();
+    let w = Var::randn(0f64, 1.0, 4, &dev).unwrap();
+    let b = Var::randn(0f64, 1.0, 4, &dev).unwrap();
+    let loss = |x: &Tensor, w: &Tensor, b: &Tensor| {
+        channel_add(&channel_mul(x, w, 1).unwrap(), b, 1)
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+    };
+    let grads = loss(&x, &w, &b).backward().unwrap();
+    for (name, var) in [("x", &x), ("w", &w), ("b", &b)] {
+        let g: Vec<f64> = grads
+            .get(var)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let base: Vec<f64> = var.flatten_all().unwrap().to_vec1().unwrap();
+        for i in [0, base.len() / 2, base.len() - 1] {
+            let at = |h: f64| {
+                let mut v = base.clone();
+                v[i] += h;
+                let t = Tensor::from_vec(v, var.shape(), &dev).unwrap();
+                let (xx, ww, bb) = match name {
+                    "x" => (t, w.as_tensor().clone(), b.as_tensor().clone()),
+                    "w" => (x.as_tensor().clone(), t, b.as_tensor().clone()),
+                    _ => (x.as_tensor().clone(), w.as_tensor().clone(), t),
+                };
+                loss(&xx, &ww, &bb).to_scalar::<f64>().unwrap()
+            };
+            let num = (at(1e-6) - at(-1e-6)) / 2e-6;
+            assert!(
+                (num - g[i]).abs() < 1e-6 * num.abs().max(1.0),
+                "{name}[{i}]: {num} vs {}",
+                g[i]
+            );
+        }
+    }
+    // A parameter that does not fit the dimension is an error, not a panic.
+    let x = Tensor::zeros((2, 3), DType::F32, &dev).unwrap();
+    let p = Tensor::zeros(4, DType::F32, &dev).unwrap();
+    assert!(channel_add(&x, &p, 1).is_err());
+    assert!(channel_mul(&x, &p, 2).is_err());
+}

@@ -387,7 +387,7 @@ impl HyenaOperator {
         let v = (v * x1)?;
         let k = self.filter_fn.kernel(l, self.bidirectional)?;
         let offset = if self.bidirectional { l - 1 } else { 0 };
-        let skip = v.broadcast_mul(&self.filter_fn.bias.reshape((1, d, 1))?)?;
+        let skip = ops::channel_mul(&v, &self.filter_fn.bias, 1)?;
         let v = (ops::fft_conv(&v, &k, offset)? + skip)?;
         let y = (v * x0)?.transpose(1, 2)?.contiguous()?;
         Ok(self.out_proj.forward(&y)?)

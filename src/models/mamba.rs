@@ -253,7 +253,7 @@ impl Ssm {
             .contiguous()?;
         let a = self.a_log.exp()?.neg()?;
         let y = ops::selective_scan(&x, &delta, &a, &bm, &cm)?;
-        let y = (y + x.broadcast_mul(&self.d.reshape((di, 1))?)?)?;
+        let y = (y + ops::channel_mul(&x, &self.d, 1)?)?;
         Ok((y.transpose(1, 2)? * ops::silu_fused(&z)?)?)
     }
 }

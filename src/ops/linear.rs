@@ -40,7 +40,8 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
                     b.dims()
                 )
             }
-            y.broadcast_add(b)
+            let last = y.rank() - 1;
+            super::channel_add(&y, b, last)
         }
     }
 }

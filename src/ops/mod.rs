@@ -18,6 +18,7 @@
 mod activation;
 mod block_attention;
 mod bn_fused;
+mod channel;
 mod conv1d;
 mod embed_conv;
 mod fftconv;
@@ -34,6 +35,7 @@ pub use block_attention::{
     block_sparse_attention, dense_attention, BlockPattern, SparseAttentionConfig, MASK_VALUE,
 };
 pub use bn_fused::batch_norm_train;
+pub use channel::{channel_add, channel_mul};
 pub use conv1d::{conv1d, conv1d_composed, Conv1d, Conv1dConfig};
 pub use embed_conv::embed_conv1d;
 pub use fftconv::fft_conv;

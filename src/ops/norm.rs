@@ -35,10 +35,11 @@ pub fn layer_norm(x: &Tensor, gamma: &Tensor, beta: Option<&Tensor>, eps: f64) -
         let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
         xc.broadcast_div(&(var + eps)?.sqrt()?)
     })?;
-    let y = xn.broadcast_mul(gamma)?;
+    let last = xn.rank() - 1;
+    let y = super::channel_mul(&xn, gamma, last)?;
     match beta {
         None => Ok(y),
-        Some(b) => y.broadcast_add(b),
+        Some(b) => super::channel_add(&y, b, last),
     }
 }
 
@@ -50,7 +51,8 @@ pub fn rms_norm(x: &Tensor, gamma: &Tensor, eps: f64) -> Result<Tensor> {
         let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
         x.broadcast_div(&(ms + eps)?.sqrt()?)
     })?;
-    xn.broadcast_mul(gamma)
+    let last = xn.rank() - 1;
+    super::channel_mul(&xn, gamma, last)
 }
 
 /// Layer normalisation layer with `weight` (gamma, init 1) and optional `bias` (beta, init 0).
@@ -264,18 +266,16 @@ impl BatchNorm1d {
         Ok(v)
     }
 
-    fn affine(&self, xn: Tensor, view: &[usize]) -> Result<Tensor> {
+    fn affine(&self, xn: Tensor) -> Result<Tensor> {
         match (&self.weight, &self.bias) {
-            (Some(w), Some(b)) => xn
-                .broadcast_mul(&w.reshape(view)?)?
-                .broadcast_add(&b.reshape(view)?),
+            (Some(w), Some(b)) => super::channel_add(&super::channel_mul(&xn, w, 1)?, b, 1),
             _ => Ok(xn),
         }
     }
 
     /// Normalise with batch statistics and update the running statistics.
     pub fn forward_train(&self, x: &Tensor) -> Result<Tensor> {
-        let view = self.view_shape(x)?;
+        self.view_shape(x)?; // checks the shape
         let dims = x.dims();
         let n: usize = dims
             .iter()
@@ -328,7 +328,7 @@ impl BatchNorm1d {
         let new_var = ((self.running_var.as_tensor() * (1.0 - m))? + (bvar * m)?)?;
         self.running_mean.set(&new_mean)?;
         self.running_var.set(&new_var)?;
-        self.affine(xn, &view)
+        self.affine(xn)
     }
 
     /// Normalise with the running statistics (no update).
@@ -343,7 +343,7 @@ impl BatchNorm1d {
         let xn = x
             .broadcast_sub(&rm.reshape(view.as_slice())?)?
             .broadcast_mul(&inv)?;
-        self.affine(xn, &view)
+        self.affine(xn)
     }
 }
 
