@@ -606,44 +606,69 @@ fn segment_runs_fine_tune_from_a_pretrained_backbone() {
     assert!(stderr(&o).contains("its backbone is cnn"), "{}", stderr(&o));
 }
 
-#[test]
-fn train_segment_and_annotate_sars_cov_2() {
-    let Some(dir) = genolm::io::shared_data("genomes/sars_cov_2") else {
-        return;
-    };
-    let fa = dir.join("genome.fasta").to_string_lossy().into_owned();
-    let gff = dir.join("annotation.gff3").to_string_lossy().into_owned();
-    let tmp = tempfile::tempdir().unwrap();
-    let run_a = tmp.path().join("a");
-    let run_b = tmp.path().join("b");
-    let args = |out: &Path| {
-        let out = out.to_string_lossy().into_owned();
-        genolm(&[
+/// SARS-CoV-2 from the shared data with a small model config in `tmp`; `None` (the test skips)
+/// when the data is missing.
+struct Sars {
+    fa: String,
+    gff: String,
+    unet: String,
+    cnn: String,
+}
+
+impl Sars {
+    fn new(tmp: &Path) -> Option<Self> {
+        let dir = genolm::io::shared_data("genomes/sars_cov_2")?;
+        Some(Sars {
+            fa: dir.join("genome.fasta").to_string_lossy().into_owned(),
+            gff: dir.join("annotation.gff3").to_string_lossy().into_owned(),
+            unet: write(tmp, "unet.toml", "width = 16\nlevels = 1\n"),
+            cnn: write(tmp, "cnn.toml", "width = 16\ndepth = 2\n"),
+        })
+    }
+
+    /// `genolm --threads 2 train --task segment` on 1 kb windows, seed 3, then `extra`.
+    fn train_args(&self, out: &Path, extra: &[&str]) -> Vec<String> {
+        let mut a: Vec<String> = [
             "--threads",
             "2",
             "train",
             "--task",
             "segment",
             "--genome",
-            &fa,
+            &self.fa,
             "--gff",
-            &gff,
+            &self.gff,
             "--window",
             "1024",
-            "--batch-size",
-            "8",
-            "--epochs",
-            "2",
             "--seed",
             "3",
             "--quiet",
             "--unet-config",
-            &write(tmp.path(), "unet.toml", "width = 16\nlevels = 1\n"),
+            &self.unet,
             "--model-config",
-            &write(tmp.path(), "cnn.toml", "width = 16\ndepth = 2\n"),
-            "--out",
-            &out,
-        ])
+            &self.cnn,
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(["--out".to_string(), out.to_string_lossy().into_owned()]);
+        a
+    }
+}
+
+#[test]
+fn train_segment_and_annotate_sars_cov_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(sars) = Sars::new(tmp.path()) else {
+        return;
+    };
+    let fa = sars.fa.clone();
+    let run_a = tmp.path().join("a");
+    let run_b = tmp.path().join("b");
+    let args = |out: &Path| {
+        let a = sars.train_args(out, &["--batch-size", "8", "--epochs", "2"]);
+        Command::new(BIN).args(&a).output().unwrap()
     };
     let o = args(&run_a);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -753,50 +778,23 @@ fn train_segment_and_annotate_sars_cov_2() {
 /// metrics log as an uninterrupted run.
 #[test]
 fn killed_segment_run_resumes_to_identical_weights_and_report() {
-    let Some(dir) = genolm::io::shared_data("genomes/sars_cov_2") else {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(sars) = Sars::new(tmp.path()) else {
         return;
     };
-    let fa = dir.join("genome.fasta").to_string_lossy().into_owned();
-    let gff = dir.join("annotation.gff3").to_string_lossy().into_owned();
-    let tmp = tempfile::tempdir().unwrap();
-    let unet = write(tmp.path(), "unet.toml", "width = 16\nlevels = 1\n");
-    let cnn = write(tmp.path(), "cnn.toml", "width = 16\ndepth = 2\n");
     let args = |out: &Path, resume: bool| {
-        let mut a: Vec<String> = [
-            "--threads",
-            "2",
-            "train",
-            "--task",
-            "segment",
-            "--genome",
-            &fa,
-            "--gff",
-            &gff,
-            "--window",
-            "1024",
+        let mut extra = vec![
             "--batch-size",
             "4",
             "--epochs",
             "3",
-            "--seed",
-            "3",
-            "--quiet",
             "--checkpoint-every",
             "2",
-            "--unet-config",
-            &unet,
-            "--model-config",
-            &cnn,
-            "--out",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        a.push(out.to_string_lossy().into_owned());
+        ];
         if resume {
-            a.push("--resume".into());
+            extra.push("--resume");
         }
-        a
+        sars.train_args(out, &extra)
     };
     let full = tmp.path().join("full");
     let o = Command::new(BIN).args(args(&full, false)).output().unwrap();
