@@ -842,7 +842,7 @@ fn add_bias(y: Tensor, bias: Option<&Tensor>, cout: usize) -> Result<Tensor> {
             if b.dims() != [cout] {
                 bail!("conv1d: bias must have shape ({cout},), got {:?}", b.dims())
             }
-            y.broadcast_add(&b.reshape((1, cout, 1))?)
+            super::channel_add(&y, b, 1)
         }
     }
 }
