@@ -81,28 +81,25 @@ struct Unary {
     grad: bool,
 }
 
-impl Unary {
-    fn f32(&self) -> fn(f32) -> f32 {
-        match (self.kind, self.grad) {
-            (Kind::GeluTanh, false) => f32s::gelu,
-            (Kind::GeluTanh, true) => f32s::gelu_grad,
-            (Kind::Silu, false) => f32s::silu,
-            (Kind::Silu, true) => f32s::silu_grad,
-            (Kind::Softplus, false) => f32s::softplus,
-            (Kind::Softplus, true) => f32s::softplus_grad,
+/// `Unary::$name(&self) -> fn($t) -> $t`: the kernel of the op for one float type.
+macro_rules! kernel_for {
+    ($name:ident, $m:ident, $t:ty) => {
+        fn $name(&self) -> fn($t) -> $t {
+            match (self.kind, self.grad) {
+                (Kind::GeluTanh, false) => $m::gelu,
+                (Kind::GeluTanh, true) => $m::gelu_grad,
+                (Kind::Silu, false) => $m::silu,
+                (Kind::Silu, true) => $m::silu_grad,
+                (Kind::Softplus, false) => $m::softplus,
+                (Kind::Softplus, true) => $m::softplus_grad,
+            }
         }
-    }
+    };
+}
 
-    fn f64(&self) -> fn(f64) -> f64 {
-        match (self.kind, self.grad) {
-            (Kind::GeluTanh, false) => f64s::gelu,
-            (Kind::GeluTanh, true) => f64s::gelu_grad,
-            (Kind::Silu, false) => f64s::silu,
-            (Kind::Silu, true) => f64s::silu_grad,
-            (Kind::Softplus, false) => f64s::softplus,
-            (Kind::Softplus, true) => f64s::softplus_grad,
-        }
-    }
+impl Unary {
+    kernel_for!(f32, f32s, f32);
+    kernel_for!(f64, f64s, f64);
 }
 
 impl CustomOp1 for Unary {
