@@ -327,3 +327,38 @@ fn channel_ops_equal_broadcast_ops_bit_for_bit_and_central_differences() {
     assert!(channel_add(&x, &p, 1).is_err());
     assert!(channel_mul(&x, &p, 2).is_err());
 }
+
+/// Half precision takes the composed path of every fused activation and channel op (no error).
+#[test]
+fn fused_ops_fall_back_to_compositions_in_half_precision() {
+    use genolm::ops;
+    let dev = Device::Cpu;
+    let x = Tensor::randn(0f32, 1.0, (2, 3, 4), &dev).unwrap();
+    let p = Tensor::randn(0f32, 1.0, 3, &dev).unwrap();
+    let (xh, ph) = (
+        x.to_dtype(DType::F16).unwrap(),
+        p.to_dtype(DType::F16).unwrap(),
+    );
+    let pairs: [(&str, Act, Act); 3] = [
+        ("gelu_tanh", ops::gelu_fused, ops::gelu_tanh),
+        ("silu", ops::silu_fused, ops::silu),
+        ("softplus", ops::softplus_fused, ops::softplus),
+    ];
+    for (name, fused, composed) in pairs {
+        let a = fused(&xh).unwrap().to_dtype(DType::F32).unwrap();
+        let b = composed(&xh).unwrap().to_dtype(DType::F32).unwrap();
+        let d: f32 = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert_eq!(d, 0.0, "{name}");
+    }
+    let a = ops::channel_add(&xh, &ph, 1).unwrap();
+    let m = ops::channel_mul(&xh, &ph, 1).unwrap();
+    assert_eq!(a.dtype(), DType::F16);
+    assert_eq!(m.dims(), &[2, 3, 4]);
+}

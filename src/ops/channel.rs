@@ -8,7 +8,7 @@
 //! values and gradients are bit-identical to the broadcast ops (tested).
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::contiguous_slice;
@@ -201,7 +201,11 @@ fn channel_op(x: &Tensor, p: &Tensor, dim: usize, kind: Kind, what: &str) -> Res
             x.dims()
         )
     }
-    if !x.device().is_cpu() {
+    let native = x.device().is_cpu()
+        && matches!(x.dtype(), DType::F32 | DType::F64)
+        && p.dtype() == x.dtype();
+    if !native {
+        // Other devices and half precision: candle's broadcast ops (same values).
         let mut view = vec![1; x.rank()];
         view[dim] = x.dim(dim)?;
         let p = p.reshape(view)?;
