@@ -8,7 +8,7 @@
 //! values and gradients are bit-identical to the broadcast ops (tested).
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::contiguous_slice;
@@ -57,7 +57,7 @@ fn apply<T: Copy + Send + Sync + std::ops::Add<Output = T> + std::ops::Mul<Outpu
         return out;
     }
     out.par_chunks_mut(block).for_each(|row| {
-        for (c, run) in row.chunks_mut(s.inner.max(1)).enumerate() {
+        for (c, run) in row.chunks_mut(s.inner).enumerate() {
             let v = p[c];
             match kind {
                 Kind::Add => run.iter_mut().for_each(|e| *e = *e + v),
@@ -201,10 +201,7 @@ fn channel_op(x: &Tensor, p: &Tensor, dim: usize, kind: Kind, what: &str) -> Res
             x.dims()
         )
     }
-    let native = x.device().is_cpu()
-        && matches!(x.dtype(), DType::F32 | DType::F64)
-        && p.dtype() == x.dtype();
-    if !native {
+    if !super::has_cpu_kernels(x) || p.dtype() != x.dtype() {
         // Other devices and half precision: candle's broadcast ops (same values).
         let mut view = vec![1; x.rank()];
         view[dim] = x.dim(dim)?;

@@ -17,9 +17,7 @@
 //! `(Cin * K, B * Lout)` column matrix. It is tested on CPU against the native op.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{
-    bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Module, Result, Shape, Tensor,
-};
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Module, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 use std::cell::RefCell;
@@ -863,8 +861,7 @@ pub fn conv1d(
     groups: usize,
 ) -> Result<Tensor> {
     let g = Geom::new(x, w, stride, padding, dilation, groups)?;
-    let native = x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64);
-    if !native {
+    if !super::has_cpu_kernels(x) {
         return conv1d_composed(x, w, bias, stride, padding, dilation, groups);
     }
     let y = x.contiguous()?.apply_op2(&w.contiguous()?, Conv1dOp(g))?;

@@ -4,7 +4,7 @@
 //! `tests/ops_fused.rs` against it and against central differences).
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::contiguous_slice;
@@ -139,36 +139,25 @@ impl CustomOp1 for Unary {
     }
 }
 
-/// On CPU in f32/f64 the fused kernels run; elsewhere (other devices, half precision) the
-/// composition does.
-fn native(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
-}
-
-fn apply(x: &Tensor, kind: Kind) -> Result<Tensor> {
+/// The fused `kind` on CPU in f32/f64; elsewhere (other devices, half precision) `composed`.
+fn fused_or(x: &Tensor, kind: Kind, composed: fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    if !super::has_cpu_kernels(x) {
+        return composed(x);
+    }
     x.contiguous()?.apply_op1(Unary { kind, grad: false })
 }
 
 /// GELU with the tanh approximation, fused: `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.
 pub fn gelu_fused(x: &Tensor) -> Result<Tensor> {
-    if !native(x) {
-        return super::gelu_tanh(x);
-    }
-    apply(x, Kind::GeluTanh)
+    fused_or(x, Kind::GeluTanh, super::gelu_tanh)
 }
 
 /// SiLU `x·σ(x)`, fused.
 pub fn silu_fused(x: &Tensor) -> Result<Tensor> {
-    if !native(x) {
-        return super::silu(x);
-    }
-    apply(x, Kind::Silu)
+    fused_or(x, Kind::Silu, super::silu)
 }
 
 /// Softplus `ln(1 + eˣ)`, fused; the gradient is `σ(x)`.
 pub fn softplus_fused(x: &Tensor) -> Result<Tensor> {
-    if !native(x) {
-        return super::softplus(x);
-    }
-    apply(x, Kind::Softplus)
+    fused_or(x, Kind::Softplus, super::softplus)
 }

@@ -86,6 +86,12 @@ impl Elem for f64 {
     }
 }
 
+/// True where our CPU kernels run (CPU, f32 or f64); elsewhere each op falls back to its
+/// composition from candle ops.
+pub(crate) fn has_cpu_kernels(x: &candle_core::Tensor) -> bool {
+    x.device().is_cpu() && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+}
+
 /// The contiguous window of `data` described by `layout`, or an error for a strided layout.
 pub(crate) fn contiguous_slice<'a, T>(
     data: &'a [T],

@@ -6,7 +6,7 @@
 //! gather + max composition elsewhere, and upsampling is a differentiable broadcast.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::{contiguous_slice, Elem};
@@ -147,7 +147,7 @@ pub fn max_pool1d_strided(x: &Tensor, kernel: usize, stride: usize) -> Result<Te
     if b * c == 0 {
         return Tensor::zeros((b, c, lout), x.dtype(), x.device());
     }
-    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+    if super::has_cpu_kernels(x) {
         let g = PoolGeom {
             rows: b * c,
             l,
