@@ -40,6 +40,8 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::seq::BASE_CODE;
 
+mod striped;
+
 /// Longest sequence accepted for alignment (bp).
 pub const MAX_ALIGN_LEN: usize = 20_000;
 
@@ -143,6 +145,36 @@ fn sketch_with_positions(seq: &[u8], k: usize) -> Vec<(u64, u16)> {
     out
 }
 
+/// Sorts entries `(code << 32 | low, position)` of `code_bits`-bit codes in which the entries of
+/// one code already come in increasing, distinct `low` order (index entries are made target by
+/// target, one per code and target): a stable LSD radix sort by code then gives the order of a
+/// full sort, in a few linear passes instead of `n log n` comparisons.
+fn sort_by_code(entries: &mut Vec<(u64, u16)>, code_bits: u32) {
+    let passes = code_bits.div_ceil(13).max(1);
+    let width = code_bits.div_ceil(passes);
+    let mask = (1u64 << width) - 1;
+    let mut out = vec![(0u64, 0u16); entries.len()];
+    let mut starts = vec![0usize; 1 << width];
+    for p in 0..passes {
+        let shift = 32 + p * width;
+        starts.fill(0);
+        for e in entries.iter() {
+            starts[((e.0 >> shift) & mask) as usize] += 1;
+        }
+        let mut sum = 0;
+        for c in starts.iter_mut() {
+            (*c, sum) = (sum, sum + *c);
+        }
+        for &e in entries.iter() {
+            let d = ((e.0 >> shift) & mask) as usize;
+            out[starts[d]] = e;
+            starts[d] += 1;
+        }
+        std::mem::swap(entries, &mut out);
+    }
+    debug_assert!(entries.is_sorted());
+}
+
 /// Width of the diagonal window in which shared k-mers are counted (allows indels).
 pub const DIAGONAL_WINDOW: i32 = 32;
 
@@ -209,7 +241,7 @@ impl KmerIndex {
                     .map(|x| (((x >> 17) << 32) | t | ((x >> 16) & 1), x as u16)),
             );
         }
-        entries.par_sort_unstable();
+        sort_by_code(&mut entries, 2 * k as u32);
         let mut codes = Vec::new();
         let mut offsets = Vec::new();
         let mut postings = Vec::new();
@@ -269,7 +301,7 @@ impl KmerIndex {
                     .map(move |(e, pos)| (((e >> 1) << 32) | (q as u64) << 1 | (e & 1), pos))
             })
             .collect();
-        entries.par_sort_unstable();
+        sort_by_code(&mut entries, 2 * self.k as u32);
         let found: Vec<(u32, Lookup)> = entries
             .par_chunks(1 << 16)
             .flat_map_iter(|chunk| {
@@ -348,7 +380,11 @@ impl KmerIndex {
         scratch.counts.resize(2 * self.lens.len(), 0);
         let mut lists = std::mem::take(&mut scratch.lists);
         lists.clear();
-        for &(start, end, qpos, qs) in lookups {
+        for (at, &(start, end, qpos, qs)) in lookups.iter().enumerate() {
+            // Posting lists lie far apart: fetch a later one while this one is read.
+            if let Some(&(ahead, ..)) = lookups.get(at + PREFETCH_AHEAD) {
+                prefetch(&self.postings, ahead as usize);
+            }
             let range = start as usize..end as usize;
             if range.len() > params.max_occ {
                 continue;
@@ -374,7 +410,10 @@ impl KmerIndex {
         // Pass 2: diagonals of the hits of pairs that reached the bar over all diagonals.
         let hits = &mut scratch.hits;
         hits.clear();
-        for &(start, end, qpos, qs) in &lists {
+        for (ahead, &(start, end, qpos, qs)) in lists.iter().enumerate() {
+            if let Some(&(next, ..)) = lists.get(ahead + PREFETCH_AHEAD) {
+                prefetch(&self.positions, next as usize);
+            }
             for at in start as usize..end as usize {
                 let p = self.postings[at];
                 let target = p >> 1;
@@ -421,6 +460,27 @@ impl KmerIndex {
     }
 }
 
+/// Posting lists fetched ahead of the one being read in [`KmerIndex::candidates_of`].
+const PREFETCH_AHEAD: usize = 8;
+
+/// Asks the CPU to bring `data[at]` into cache (a hint: no effect on results, nothing on other
+/// targets, nothing when `at` is out of range).
+#[inline(always)]
+fn prefetch<T>(data: &[T], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = data.get(at) {
+        // SAFETY: a prefetch never faults and reads nothing into the program; the address
+        // comes from a reference.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (x as *const T).cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (data, at);
+}
+
 /// One query k-mer found in a [`KmerIndex`]: its posting range (start, end), its position in the
 /// query and its strand (1 when the canonical k-mer is the reverse complement of the one read).
 pub type Lookup = (u32, u32, u16, u32);
@@ -435,6 +495,7 @@ pub struct Scratch {
     rc: Vec<u8>,
     rows: Vec<[i64; 1]>,
     rows2: Vec<[i64; 2]>,
+    striped: striped::Buffers,
 }
 
 impl Default for Scratch {
@@ -454,6 +515,7 @@ impl Default for Scratch {
             rc: Vec::new(),
             rows: Vec::new(),
             rows2: Vec::new(),
+            striped: striped::Buffers::default(),
         }
     }
 }
@@ -916,9 +978,12 @@ pub fn identity_above(
     } else {
         b
     };
-    // With no floor to fall below, both passes run side by side; otherwise the second only
-    // when the first reaches the floor.
-    let (lo, hi) = if floor <= 0.0 {
+    // The striped pass when the pair fits it. Otherwise, with no floor to fall below, both
+    // scalar passes run side by side; with one, the second only when the first reaches it.
+    let striped = striped::fits(a.len(), b.len());
+    let (lo, hi) = if striped {
+        (None, striped::best(a, b, 1, &mut scratch.striped).0)
+    } else if floor <= 0.0 {
         let [(hi, _), (lo, _)] = gotoh_packed(a, b, [1, -1], &mut scratch.rows2);
         (Some(lo), hi)
     } else {
@@ -928,7 +993,13 @@ pub fn identity_above(
     let out = if (hi as f64 / a.len() as f64) < floor {
         None
     } else {
-        let lo = lo.unwrap_or_else(|| gotoh_packed(a, b, [-1], &mut scratch.rows)[0].0);
+        let lo = lo.unwrap_or_else(|| {
+            if striped {
+                striped::best(a, b, -1, &mut scratch.striped).0
+            } else {
+                gotoh_packed(a, b, [-1], &mut scratch.rows)[0].0
+            }
+        });
         let same = if lo == hi {
             lo
         } else {
@@ -1621,6 +1692,79 @@ mod tests {
             ties < pairs / 2,
             "{ties} of {pairs} pairs needed a traceback"
         );
+    }
+
+    #[test]
+    fn radix_sort_by_code_equals_a_full_sort() {
+        // Entries made target by target (one per code and target), as the index makes them,
+        // for 13-mers (two passes) and 16-mers (three passes, codes using all 32 bits).
+        let mut state = 5u64;
+        for k in [13u32, 16] {
+            let mut entries = Vec::new();
+            for t in 0..300u64 {
+                let mut codes: Vec<u64> = (0..40)
+                    .map(|_| {
+                        state = state
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        // Few distinct codes, so that many targets share each.
+                        (state >> 33) % 500 * ((1u64 << (2 * k)) / 500)
+                    })
+                    .collect();
+                codes.sort_unstable();
+                codes.dedup();
+                entries.extend(
+                    codes
+                        .iter()
+                        .map(|&c| ((c << 32) | (t << 1) | (c & 1), (c % 997) as u16)),
+                );
+            }
+            let mut want = entries.clone();
+            want.sort_unstable();
+            sort_by_code(&mut entries, 2 * k);
+            assert_eq!(entries, want, "k {k}");
+            assert!(
+                want.last().unwrap().0 >> 32 > 1 << (2 * k - 2),
+                "k {k}: high codes used"
+            );
+        }
+    }
+
+    #[test]
+    fn striped_pass_equals_the_scalar_pass() {
+        // Lengths around the 8-lane segments (1 to 700 bp, shorter and longer text), related
+        // and unrelated pairs, N bases, both tie-breaking signs, the dispatched (AVX2 where the
+        // CPU has it) and the portable kernel.
+        let mut state = 23u64;
+        let mut buf = striped::Buffers::default();
+        let mut rows = Vec::new();
+        for round in 0..240 {
+            let n = [1, 2, 7, 8, 9, 15, 17, 63, 64, 65, 120, 300, 301, 700][round % 14];
+            let rate = [0.0, 0.05, 0.2, 0.4, 1.0][round % 5];
+            let (mut a, mut b) = family(&mut state, n, rate);
+            if round % 3 == 0 && !b.is_empty() {
+                let i = round % a.len();
+                a[i] = b'N';
+                let j = (round * 7) % b.len();
+                b[j] = b'N';
+            }
+            if round % 4 == 1 {
+                b.truncate(b.len().div_ceil(2));
+            }
+            for (x, y) in [(&a, &b), (&b, &a)] {
+                if !striped::fits(x.len(), y.len()) {
+                    continue;
+                }
+                for sign in [1, -1] {
+                    let want = gotoh_packed(x, y, [sign as i64], &mut rows)[0];
+                    let got = striped::best(x, y, sign, &mut buf);
+                    assert_eq!(got, want, "round {round} sign {sign}");
+                    let portable = striped::best_portable(x, y, sign, &mut buf);
+                    assert_eq!(portable, want, "round {round} sign {sign}, portable");
+                }
+            }
+        }
+        assert!(!striped::fits(0, 10) && !striped::fits(2048, 10) && !striped::fits(100, 11_950));
     }
 
     #[test]
