@@ -407,9 +407,28 @@ impl KmerIndex {
             }
             lists.push((range.start as u32, range.end as u32, qpos, qs));
         }
-        // Pass 2: diagonals of the hits of pairs that reached the bar over all diagonals.
+        // Pairs that reached the bar over all diagonals, in key order; each gets a segment of
+        // `hits` as long as its count, and `counts` holds its next free place (flagged).
+        const PLACE: u32 = 1 << 31;
+        let mut qual = std::mem::take(&mut scratch.qual);
+        qual.clear();
+        qual.extend(
+            scratch
+                .touched
+                .iter()
+                .filter(|&&slot| scratch.counts[slot as usize] >= params.min_shared),
+        );
+        qual.sort_unstable();
+        let mut total = 0u32;
+        for &slot in &qual {
+            let c = scratch.counts[slot as usize];
+            scratch.counts[slot as usize] = total | PLACE;
+            total += c;
+        }
+        // Pass 2: the diagonals of those pairs' hits, each pair's in its own segment.
         let hits = &mut scratch.hits;
         hits.clear();
+        hits.resize(total as usize, 0);
         for (ahead, &(start, end, qpos, qs)) in lists.iter().enumerate() {
             if let Some(&(next, ..)) = lists.get(ahead + PREFETCH_AHEAD) {
                 prefetch(&self.positions, next as usize);
@@ -418,17 +437,37 @@ impl KmerIndex {
                 let p = self.postings[at];
                 let target = p >> 1;
                 let rel = (p & 1) ^ qs;
-                let key = (p & !1) | rel;
-                if scratch.counts[key as usize] < params.min_shared {
+                let key = ((p & !1) | rel) as usize;
+                let place = scratch.counts[key];
+                if place & PLACE == 0 {
                     continue;
                 }
+                scratch.counts[key] = place + 1;
                 let tpos = self.positions[at] as i32;
-                let diag = if rel == 0 {
+                hits[(place & !PLACE) as usize] = if rel == 0 {
                     tpos - qpos as i32
                 } else {
                     self.lens[target as usize] as i32 - k - tpos - qpos as i32
                 };
-                hits.push(((key as u64) << 32) | (diag + (1 << 20)) as u64);
+            }
+        }
+        // Each pair's most hits within one diagonal window.
+        let mut out = Vec::with_capacity(qual.len());
+        let mut seg_start = 0usize;
+        for &slot in &qual {
+            let seg_end = (scratch.counts[slot as usize] & !PLACE) as usize;
+            let seg = &mut hits[seg_start..seg_end];
+            seg_start = seg_end;
+            seg.sort_unstable();
+            let (mut left, mut best) = (0usize, 0usize);
+            for j in 0..seg.len() {
+                while seg[j] - seg[left] > DIAGONAL_WINDOW {
+                    left += 1;
+                }
+                best = best.max(j + 1 - left);
+            }
+            if best as u32 >= params.min_shared {
+                out.push((slot >> 1, (slot & 1) as u8, best as u32));
             }
         }
         for &slot in &scratch.touched {
@@ -436,26 +475,7 @@ impl KmerIndex {
         }
         scratch.touched.clear();
         scratch.lists = lists;
-        hits.sort_unstable();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < hits.len() {
-            let key = hits[i] >> 32;
-            let mut j = i;
-            let (mut left, mut best) = (i, 0usize);
-            while j < hits.len() && hits[j] >> 32 == key {
-                let d = (hits[j] & 0xffff_ffff) as i64;
-                while d - (hits[left] & 0xffff_ffff) as i64 > DIAGONAL_WINDOW as i64 {
-                    left += 1;
-                }
-                best = best.max(j + 1 - left);
-                j += 1;
-            }
-            if best as u32 >= params.min_shared {
-                out.push(((key >> 1) as u32, (key & 1) as u8, best as u32));
-            }
-            i = j;
-        }
+        scratch.qual = qual;
         out
     }
 }
@@ -490,7 +510,8 @@ pub struct Scratch {
     counts: Vec<u32>,
     touched: Vec<u32>,
     lists: Vec<(u32, u32, u16, u32)>,
-    hits: Vec<u64>,
+    qual: Vec<u32>,
+    hits: Vec<i32>,
     aligner: Aligner<fn(u8, u8) -> i32>,
     rc: Vec<u8>,
     rows: Vec<[i64; 1]>,
@@ -504,6 +525,7 @@ impl Default for Scratch {
             counts: Vec::new(),
             touched: Vec::new(),
             lists: Vec::new(),
+            qual: Vec::new(),
             hits: Vec::new(),
             aligner: Aligner::with_capacity(
                 512,
