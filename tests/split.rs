@@ -1073,3 +1073,66 @@ fn epdnew_homology_split_passes_cd_hit() {
     );
     assert!(leaks.is_empty(), "{leaks:?}");
 }
+
+#[test]
+fn bench_split_times_the_split_command_on_the_demo_set() {
+    // The embedded demo set (2,000 fly promoter-proximal and distal regions): every run is
+    // timed, the report carries the split's own counts, and bad arguments exit with code 2.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/demo");
+    let (p, d) = (root.join("proximal.fa.gz"), root.join("distal.fa.gz"));
+    let (p, d) = (p.to_str().unwrap(), d.to_str().unwrap());
+    let out = ok(&[
+        "--threads",
+        "2",
+        "bench",
+        "split",
+        "--json",
+        "--repeat",
+        "2",
+        "--target-s",
+        "1e-9",
+        p,
+        d,
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["records"], 2000);
+    assert_eq!(v["threads"], 2);
+    let runs: Vec<f64> = v["runs_s"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(v["cluster_s"].as_array().unwrap().len(), 2);
+    let best = v["best_s"].as_f64().unwrap();
+    assert!(runs.iter().all(|&r| r > 0.0 && r >= best), "{v}");
+    // The same clusters as the split command itself reports.
+    let dir = tempfile::tempdir().unwrap();
+    let split: serde_json::Value = serde_json::from_str(&ok(&[
+        "--threads",
+        "2",
+        "split",
+        "--method",
+        "homology",
+        "--json",
+        "--out",
+        dir.path().to_str().unwrap(),
+        p,
+        d,
+    ]))
+    .unwrap();
+    assert_eq!(v["clusters"], split["clusters"]["clusters"]);
+    assert_eq!(v["candidate_pairs"], split["clusters"]["candidate_pairs"]);
+    // A target no run can meet is reported as not met.
+    assert_eq!(v["meets_target"], false);
+    for bad in [
+        vec!["bench", "split", "--repeat", "0", p],
+        vec!["bench", "split", "--repeat", "1", "no/such/file.fa"],
+    ] {
+        let o = genolm(&bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
+    }
+}

@@ -39,6 +39,137 @@ pub enum Which {
         after_help = "Example:\n  genolm bench models --models mamba,hyena,transformer,transformer-dense --max-length 32768 --out scaling/\n  genolm bench models --json --min-length 1024 --max-length 4096"
     )]
     Models(ModelsArgs),
+    /// Wall time of `genolm split --method homology` (clustering, dealing, leakage report, files).
+    #[command(
+        after_help = "Example:\n  genolm --threads 2 bench split --repeat 5   # the five EPDnew folds: 59,196 promoters of 300 bp\n  genolm bench split --json --repeat 1 datasets/demo/proximal.fa.gz datasets/demo/distal.fa.gz"
+    )]
+    Split(SplitArgs),
+}
+
+/// Arguments of `genolm bench split`.
+#[derive(Debug, clap::Args)]
+pub struct SplitArgs {
+    /// Inputs as `genolm split` takes them (default: the five EPDnew folds of the data
+    /// directory, `promoters/epdnew_human_300/fold_{1..5}.csv.gz`).
+    pub input: Vec<String>,
+    /// Data directory (default: $GENOLM_DATA, then ../shared/data).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Identity threshold of the split.
+    #[arg(long, default_value_t = 0.8)]
+    pub identity: f64,
+    /// Timed runs.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Target wall time in seconds (the issue's "60k sequences of 300 bp in seconds").
+    #[arg(long, default_value_t = 10.0)]
+    pub target_s: f64,
+    /// Print JSON instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Result of `genolm bench split`.
+#[derive(Debug, Serialize)]
+pub struct SplitReport {
+    /// The inputs split.
+    pub inputs: Vec<String>,
+    /// Records in them.
+    pub records: u64,
+    /// Clusters at the identity.
+    pub clusters: u64,
+    /// Candidate pairs bounded by LCS.
+    pub candidate_pairs: u64,
+    /// Worker threads of every run.
+    pub threads: usize,
+    /// Wall seconds of each run of the whole command (process start to exit).
+    pub runs_s: Vec<f64>,
+    /// Seconds of each run spent clustering (the rest: reading, dealing, leakage, writing).
+    pub cluster_s: Vec<f64>,
+    /// Fastest run.
+    pub best_s: f64,
+    /// Median run.
+    pub median_s: f64,
+    /// The target.
+    pub target_s: f64,
+    /// Whether the median run is within the target.
+    pub meets_target: bool,
+}
+
+/// Time `genolm split --method homology` runs of this program on the inputs.
+pub fn bench_split(a: &SplitArgs) -> Result<SplitReport> {
+    let inputs: Vec<String> = if a.input.is_empty() {
+        let dir = crate::io::data_dir(a.data_dir.as_deref())
+            .map(|d| d.join("promoters/epdnew_human_300"))
+            .filter(|d| d.is_dir())
+            .ok_or_else(|| {
+                Error::input(
+                    "no promoters/epdnew_human_300 in the data directory: pass inputs, \
+                     --data-dir, or set GENOLM_DATA",
+                )
+            })?;
+        (1..=5)
+            .map(|k| dir.join(format!("fold_{k}.csv.gz")).display().to_string())
+            .collect()
+    } else {
+        a.input.clone()
+    };
+    if a.repeat == 0 {
+        return Err(Error::input("--repeat must be at least 1"));
+    }
+    let exe = std::env::current_exe().map_err(|e| Error::io("the genolm program", e))?;
+    let threads = rayon::current_num_threads();
+    let out = std::env::temp_dir().join(format!("genolm-bench-split-{}", std::process::id()));
+    let mut runs = Vec::new();
+    let mut cluster_s = Vec::new();
+    let mut summary = serde_json::Value::Null;
+    for _ in 0..a.repeat {
+        let t = Instant::now();
+        let o = Command::new(&exe)
+            .args([
+                "--threads",
+                &threads.to_string(),
+                "split",
+                "--method",
+                "homology",
+            ])
+            .args(["--identity", &a.identity.to_string(), "--json", "--out"])
+            .arg(&out)
+            .args(&inputs)
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| Error::io(exe.display(), e))?;
+        runs.push(t.elapsed().as_secs_f64());
+        let _ = std::fs::remove_dir_all(&out);
+        if !o.status.success() {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let last = err.trim().lines().last().unwrap_or("no message");
+            return Err(Error::input(format!(
+                "genolm split: {}",
+                last.trim_start_matches("genolm: error: ")
+            )));
+        }
+        summary = serde_json::from_slice(&o.stdout)
+            .map_err(|e| Error::Internal(format!("genolm split --json output: {e}")))?;
+        cluster_s.push(summary["clusters"]["seconds"].as_f64().unwrap_or(0.0));
+    }
+    let mut sorted = runs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let median_s = sorted[sorted.len() / 2];
+    let count = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    Ok(SplitReport {
+        inputs,
+        records: count(&summary["records"]),
+        clusters: count(&summary["clusters"]["clusters"]),
+        candidate_pairs: count(&summary["clusters"]["candidate_pairs"]),
+        threads,
+        best_s: sorted[0],
+        median_s,
+        runs_s: runs,
+        cluster_s,
+        target_s: a.target_s,
+        meets_target: median_s <= a.target_s,
+    })
 }
 
 /// Arguments of `genolm bench models`.
@@ -440,6 +571,28 @@ pub fn run(args: Args) -> Result<()> {
                 );
             } else {
                 print!("{}", scaling_table(&points));
+            }
+            Ok(())
+        }
+        Which::Split(a) => {
+            let r = bench_split(&a)?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&r).map_err(|e| Error::Internal(e.to_string()))?
+                );
+            } else {
+                println!(
+                    "homology split of {} records ({} clusters), {} threads: median {:.2} s, best {:.2} s over {} runs (target {} s: {})",
+                    r.records,
+                    r.clusters,
+                    r.threads,
+                    r.median_s,
+                    r.best_s,
+                    r.runs_s.len(),
+                    r.target_s,
+                    if r.meets_target { "met" } else { "not met" }
+                );
             }
             Ok(())
         }
