@@ -270,3 +270,52 @@ fn real_set_homology_split_has_no_leakage_at_the_threshold() {
     assert!((n / 4376.0 - 0.2).abs() < 0.02, "n_test {n}");
     assert!(set["folds"][0]["leakage"]["count"].as_u64().is_some());
 }
+
+#[test]
+fn folds_option_runs_only_the_named_folds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synthetic_data(&tmp.path().join("data"));
+    let out = tmp.path().join("bench");
+    let run = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["--threads", "2", "benchmark", "promoters", "--data-dir"])
+            .arg(&data)
+            .args([
+                "--sets",
+                "cnnprom_bacillus",
+                "--epochs",
+                "1",
+                "--max-train",
+                "100",
+            ])
+            .args(["--model", "gb-cnn", "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--folds", "2,4"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let set = &r["sets"][0];
+    assert_eq!(set["folds_run"], 2);
+    assert_eq!(set["folds"][0]["fold"], 2);
+    assert_eq!(set["folds"][1]["fold"], 4);
+    let dir = out.join("cnnprom_bacillus");
+    assert!(dir.join("fold_2/model.safetensors").exists());
+    assert!(dir.join("fold_4/model.safetensors").exists());
+    assert!(!dir.join("fold_1").exists() && !dir.join("fold_3").exists());
+    // A fold the set does not have, and --folds with --max-folds: one line, exit code 2.
+    let o = run(&["--folds", "6"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--folds: cnnprom_bacillus has folds 1 to 5, not 6"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let o = run(&["--folds", "1", "--max-folds", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&o.stderr).trim().lines().count(), 1);
+}

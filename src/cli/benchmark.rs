@@ -33,7 +33,7 @@ pub struct Args {
 pub enum Which {
     /// EPDnew human 300 bp (published folds), iPromoter-2L E. coli, and the CNNProm sets.
     #[command(
-        after_help = "Examples:\n  genolm benchmark promoters --quick --out runs/bench-quick\n  genolm benchmark promoters --model cnn --train-args=\"--threshold auto\" --out runs/bench\n  genolm benchmark promoters --sets epdnew_human_300 --model gb-cnn --out runs/gb\n  genolm benchmark promoters --quick --split homology --identity 0.8 --model gb-cnn --out runs/hom"
+        after_help = "Examples:\n  genolm benchmark promoters --quick --out runs/bench-quick\n  genolm benchmark promoters --model cnn --train-args=\"--threshold auto\" --out runs/bench\n  genolm benchmark promoters --sets epdnew_human_300 --model gb-cnn --out runs/gb\n  genolm benchmark promoters --sets epdnew_human_300 --model mamba --folds 3,4,5 --max-train 6000 --epochs 3 --out runs/mamba-345\n  genolm benchmark promoters --quick --split homology --identity 0.8 --model gb-cnn --out runs/hom"
     )]
     Promoters(PromoterArgs),
 }
@@ -61,6 +61,10 @@ pub struct PromoterArgs {
     /// Use at most this many folds per set.
     #[arg(long)]
     pub max_folds: Option<usize>,
+    /// Only these folds of each set (1-based, comma-separated), for example to finish a
+    /// five-fold run in pieces: `--folds 3,4,5`.
+    #[arg(long, value_delimiter = ',')]
+    pub folds: Vec<usize>,
     /// Subsample each training fold to at most this many examples (stratified, seeded).
     #[arg(long)]
     pub max_train: Option<usize>,
@@ -269,7 +273,21 @@ fn run_folds(
 ) -> Result<(Vec<Value>, Vec<f64>)> {
     let mut fold_metrics = Vec::new();
     let mut indep_recall = Vec::new();
-    for (fi, split) in p.folds.iter().enumerate().take(max_folds) {
+    if let Some(&bad) = a.folds.iter().find(|&&f| f == 0 || f > p.folds.len()) {
+        return Err(Error::input(format!(
+            "--folds: {} has folds 1 to {}, not {bad}",
+            b.name,
+            p.folds.len()
+        )));
+    }
+    let wanted = |fi: usize| {
+        if a.folds.is_empty() {
+            fi < max_folds
+        } else {
+            a.folds.contains(&(fi + 1))
+        }
+    };
+    for (fi, split) in p.folds.iter().enumerate().filter(|&(fi, _)| wanted(fi)) {
         let (train_all, test) = set.split(split);
         let leakage = match p.leak_identity {
             Some(id) => Some(leak(&train_all, &test, id)?),
@@ -328,6 +346,7 @@ fn run_folds(
             m["independent_recall"] = json!(recall);
         }
         m["seconds"] = json!(t0.elapsed().as_secs_f64());
+        m["fold"] = json!(fi + 1);
         m["n_train"] = json!(train.len());
         m["n_test"] = json!(test.len());
         m["model"] = out.report["model"].clone();
@@ -392,6 +411,11 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
         .validate()?;
     }
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(a.out.display(), e))?;
+    if !a.folds.is_empty() && (a.max_folds.is_some() || a.quick) {
+        return Err(Error::input(
+            "--folds names the folds to run; it cannot be combined with --max-folds or --quick",
+        ));
+    }
     let max_folds = a.max_folds.unwrap_or(if a.quick { 1 } else { usize::MAX });
     let max_train = a.max_train.or(if a.quick { Some(2000) } else { None });
     let epochs = a.epochs.unwrap_or(if a.quick { 2 } else { 10 });
