@@ -7,14 +7,16 @@
 //! sweep follows it within each lane, then the "lazy F" loop carries it across lanes until no
 //! lane can still raise a cell. Every value taken in a maximum is a real path's packed score, and
 //! no path is missed, so each cell equals the scalar recurrence's bit for bit (packing with a
-//! smaller shift keeps the same order while `len < SHIFT`).
+//! smaller shift keeps the same order while `len < SHIFT`). The AVX2 pass is written with
+//! intrinsics (the compiler split the portable pass's arrays into 128-bit halves); the portable
+//! one runs elsewhere and in tests.
 
 use crate::seq::BASE_CODE;
 
 /// Query positions per vector.
 const V: usize = 8;
 
-/// Eight `i32` lanes; element-wise loops over it become AVX2 instructions.
+/// Eight `i32` lanes of the portable pass ([`pass_avx2`] keeps them in AVX2 registers).
 type Lanes = [i32; V];
 
 /// Packing shift: a cell is `score · SHIFT ± identical`.
