@@ -410,12 +410,12 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
         }
         .validate()?;
     }
-    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(a.out.display(), e))?;
     if !a.folds.is_empty() && (a.max_folds.is_some() || a.quick) {
         return Err(Error::input(
             "--folds names the folds to run; it cannot be combined with --max-folds or --quick",
         ));
     }
+    std::fs::create_dir_all(&a.out).map_err(|e| Error::io(a.out.display(), e))?;
     let max_folds = a.max_folds.unwrap_or(if a.quick { 1 } else { usize::MAX });
     let max_train = a.max_train.or(if a.quick { Some(2000) } else { None });
     let epochs = a.epochs.unwrap_or(if a.quick { 2 } else { 10 });

@@ -1141,16 +1141,24 @@ fn gotoh_packed<const P: usize>(
     // The rest of y is skipped for free too.
     std::array::from_fn(|p| {
         let best = s_prev.iter().map(|c| c[p]).max().unwrap_or(0);
-        let score = best.div_euclid(SH);
-        let rem = best.rem_euclid(SH);
-        let same = if signs[p] > 0 { rem } else { (SH - rem) % SH };
-        let score = if signs[p] < 0 && rem != 0 {
-            score + 1
-        } else {
-            score
-        };
-        (same as usize, score as i32)
+        unpack(best, SH, signs[p])
     })
+}
+
+/// A packed cell `score · shift + sign · identical` (`0 ≤ identical < shift`) as
+/// (identical, score).
+fn unpack(cell: i64, shift: i64, sign: i64) -> (usize, i32) {
+    let score = cell.div_euclid(shift);
+    let rem = cell.rem_euclid(shift);
+    if sign > 0 {
+        (rem as usize, score as i32)
+    } else {
+        let same = (shift - rem) % shift;
+        (
+            same as usize,
+            if rem != 0 { score + 1 } else { score } as i32,
+        )
+    }
 }
 
 /// Union-find over `0..n` with path halving and union by size.

@@ -116,18 +116,6 @@ fn prepare(x: &[u8], sign: i32, buf: &mut Buffers) -> (usize, usize, usize, i32)
     (segs, last_k, last_l, buf.h[last_k][last_l])
 }
 
-/// Decodes the best packed cell into (identities, score).
-fn decode(top: i32, sign: i32) -> (usize, i32) {
-    let score = top.div_euclid(SHIFT);
-    let rem = top.rem_euclid(SHIFT);
-    if sign > 0 {
-        (rem as usize, score)
-    } else {
-        let same = (SHIFT - rem) % SHIFT;
-        (same as usize, if rem != 0 { score + 1 } else { score })
-    }
-}
-
 /// Text base code's row of the profile (other codes: row 4, no match).
 #[inline(always)]
 fn code(b: u8) -> usize {
@@ -180,7 +168,7 @@ fn pass(x: &[u8], y: &[u8], sign: i32, buf: &mut Buffers) -> (usize, i32) {
         }
         top = top.max(h[last_k][last_l]);
     }
-    decode(top, sign)
+    super::unpack(top as i64, SHIFT as i64, sign as i64)
 }
 
 /// [`pass`] in AVX2 intrinsics (the same steps; the compiler splits [`pass`]'s arrays into
@@ -244,5 +232,5 @@ fn pass_avx2(x: &[u8], y: &[u8], sign: i32, buf: &mut Buffers) -> (usize, i32) {
             top = top.max(*(h.add(last_k) as *const i32).add(last_l));
         }
     }
-    decode(top, sign)
+    super::unpack(top as i64, SHIFT as i64, sign as i64)
 }
