@@ -450,3 +450,90 @@ fn prokaryote_mode_recovers_ecoli_cds() {
         .iter()
         .all(|p| p.gene.transcripts[0].exons.len() == 1));
 }
+
+/// Framed tracks on the real A. thaliana annotation: read in the gene's direction, the bases
+/// labelled codon positions 0, 1, 2 in a row are codons. Stops fall almost only at the end of a
+/// CDS in that frame, and start codons open it, while the two shifted frames are full of stops.
+#[test]
+fn framed_tracks_put_real_codons_in_frame() {
+    use genolm::io::labels::codon_position;
+    let Some((fa, gff)) = athaliana() else {
+        return;
+    };
+    let recs = read_records(fa.to_str().unwrap(), SeqPolicy::default()).unwrap();
+    let ann = gff::read(gff.to_str().unwrap()).unwrap();
+    let idx = ann.resolve_records(fa.to_str().unwrap(), &recs).unwrap();
+    let mut by_rec: HashMap<usize, Vec<&Gene>> = HashMap::new();
+    for g in &ann.genes {
+        by_rec.entry(idx[&g.seqid]).or_default().push(g);
+    }
+    // [frame shift][stop codons, codons]
+    let mut stops = [[0u64; 2]; 3];
+    let mut starts = 0u64;
+    let mut cds_runs = 0u64;
+    for (i, rec) in recs.iter().enumerate() {
+        let genes = by_rec.remove(&i).unwrap_or_default();
+        let t = LabelTracks::from_genes_framed(rec.seq.len(), genes.iter().copied());
+        let coarse = LabelTracks::from_genes(rec.seq.len(), genes.iter().copied());
+        for (plus, track) in [(true, &t.plus), (false, &t.minus)] {
+            let (seq, track): (Vec<u8>, Vec<u8>) = if plus {
+                (rec.seq.to_ascii_uppercase(), track.clone())
+            } else {
+                (
+                    genolm::seq::revcomp(&rec.seq).to_ascii_uppercase(),
+                    track.iter().rev().copied().collect(),
+                )
+            };
+            // Spliced CDS in gene order: (base, codon position) of consecutive CDS bases of a
+            // gene; introns skipped, a run ends at intergenic.
+            let mut run: Vec<(u8, usize)> = Vec::new();
+            let mut flush = |run: &mut Vec<(u8, usize)>| {
+                if run.len() >= 6 {
+                    cds_runs += 1;
+                    let s = run.iter().position(|&(_, p)| p == 0).unwrap_or(0);
+                    if run[s..].len() >= 3 && &[run[s].0, run[s + 1].0, run[s + 2].0] == b"ATG" {
+                        starts += 1;
+                    }
+                    for (shift, count) in stops.iter_mut().enumerate() {
+                        let mut j = s + shift;
+                        while j + 3 <= run.len() {
+                            let c = [run[j].0, run[j + 1].0, run[j + 2].0];
+                            count[1] += 1;
+                            if matches!(&c, b"TAA" | b"TAG" | b"TGA") {
+                                count[0] += 1;
+                            }
+                            j += 3;
+                        }
+                    }
+                }
+                run.clear();
+            };
+            for (j, &c) in track.iter().enumerate() {
+                match codon_position(c) {
+                    Some(p) => run.push((seq[j], p)),
+                    None if c == genolm::io::labels::INTRON => {}
+                    None => flush(&mut run),
+                }
+            }
+            flush(&mut run);
+        }
+        // Framing only refines CDS: the classes are unchanged.
+        for (a, b) in t.plus.iter().zip(&coarse.plus) {
+            assert_eq!(genolm::io::labels::coarse(*a), *b);
+        }
+    }
+    let rate = |s: [u64; 2]| s[0] as f64 / s[1].max(1) as f64;
+    eprintln!(
+        "{cds_runs} CDS runs, {starts} open with ATG at codon position 0; stop rate in frame {:.4}, \
+         shifted {:.4} / {:.4}",
+        rate(stops[0]),
+        rate(stops[1]),
+        rate(stops[2])
+    );
+    assert!(cds_runs > 300);
+    assert!(starts as f64 > 0.9 * cds_runs as f64);
+    // About one stop per gene in frame (its last codon), against ~1 in 20 codons shifted.
+    assert!(stops[0][0] as f64 <= 1.1 * cds_runs as f64, "{stops:?}");
+    assert!(rate(stops[1]) > 10.0 * rate(stops[0]), "{stops:?}");
+    assert!(rate(stops[2]) > 10.0 * rate(stops[0]), "{stops:?}");
+}

@@ -443,6 +443,19 @@ fn check_grammar(seq: &[u8], p: &PredictedGene, cfg: &DecodeConfig) -> Result<()
     if t.exons.iter().any(|e| e.len() < cfg.min_exon) {
         return Err("short exon".into());
     }
+    let utr_only = |e: &&Interval| {
+        !t.cds
+            .iter()
+            .any(|c| c.iv.start < e.end && e.start < c.iv.end)
+    };
+    if cfg.mode == Mode::Eukaryote
+        && t.exons
+            .iter()
+            .filter(utr_only)
+            .any(|e| e.len() < cfg.min_exon)
+    {
+        return Err("short UTR-only exon".into());
+    }
     Ok(())
 }
 
@@ -478,7 +491,13 @@ proptest! {
         let cfg = if prok {
             DecodeConfig { min_cds: 30, ..DecodeConfig::prokaryote() }
         } else {
-            DecodeConfig { min_cds: 30, gene_penalty: 2.0, intron_penalty: 1.0, ..DecodeConfig::default() }
+            DecodeConfig {
+                min_cds: 30,
+                min_exon: 10,
+                gene_penalty: 2.0,
+                intron_penalty: 1.0,
+                ..DecodeConfig::default()
+            }
         };
         let out = decode("s", 0, &seq, &pp, &pm, &cfg).unwrap();
         for p in &out {
@@ -785,8 +804,12 @@ fn signals_fit_the_shortest_intron_and_the_decoder_never_calls_a_shorter_one() {
     // The 0.5 % quantile of 24 lengths is the shortest.
     assert_eq!(sig.min_intron, lengths.iter().copied().min());
     let sig = Arc::new(sig);
+    // Exons: 130 (UTR + CDS), 60, 120, 75, 123 (CDS + UTR) in each of the six genes.
+    assert_eq!(sig.exons, 30);
+    assert_eq!(sig.min_exon, Some(60));
     let cfg = DecodeConfig::default().with_signals(sig.clone());
     assert_eq!(cfg.min_intron, 64);
+    assert_eq!(cfg.min_exon, 60);
     // Exact probabilities decode every gene with the fitted minimum...
     let (plus, minus) = (probs(&tracks.plus, 0.9), probs(&tracks.minus, 0.9));
     let out = decode("s1", 0, &seq, &plus, &minus, &cfg).unwrap();
@@ -959,4 +982,220 @@ fn tuning_prefers_signals_when_the_network_is_uninformative() {
     };
     assert!(tune(&ev, &reference, &base, &[bad]).is_err());
     assert!(tune(&ev, &reference, &base, &[]).is_err());
+}
+
+/// Framed probabilities (8 per base): `hit` on the true framed class, the rest spread evenly.
+fn framed_probs(track: &[u8], hit: f32) -> Vec<f32> {
+    use genolm::io::labels::NUM_FRAMED;
+    let rest = (1.0 - hit) / (NUM_FRAMED as f32 - 1.0);
+    let mut p = vec![rest; track.len() * NUM_FRAMED];
+    for (i, &c) in track.iter().enumerate() {
+        p[i * NUM_FRAMED + usize::from(c)] = hit;
+    }
+    p
+}
+
+/// Framed rows summed to the six classes.
+fn coarse_of(framed: &[f32]) -> Vec<f32> {
+    framed
+        .chunks_exact(8)
+        .flat_map(genolm::train::segment::coarse_row)
+        .collect()
+}
+
+#[test]
+fn framed_rows_without_frame_weight_decode_like_their_classes() {
+    let mut r = ChaCha8Rng::seed_from_u64(40);
+    let len = 3000;
+    let mut seq = random_seq(&mut r, len);
+    let genes: Vec<Gene> = [
+        Plan::new(100, false, &[150, 90, 66], &[60, 45]),
+        Plan::new(1100, true, &[120, 60, 90], &[40, 70]),
+        Plan::new(2200, false, &[210], &[]),
+    ]
+    .iter()
+    .map(|p| plant(&mut r, &mut seq, "s1", p))
+    .collect();
+    let t = LabelTracks::from_genes_framed(len, &genes);
+    // Noisy: a random share of each row moved to a random class.
+    let noisy = |track: &[u8], r: &mut ChaCha8Rng| {
+        let mut p = framed_probs(track, 0.8);
+        for row in p.chunks_exact_mut(8) {
+            let m = r.random_range(0.0..0.5f32);
+            for x in row.iter_mut() {
+                *x *= 1.0 - m;
+            }
+            row[r.random_range(0..8)] += m;
+        }
+        p
+    };
+    let (pp, pm) = (noisy(&t.plus, &mut r), noisy(&t.minus, &mut r));
+    let cfg = DecodeConfig::default();
+    let framed = decode("s1", 0, &seq, &pp, &pm, &cfg).unwrap();
+    let coarse = decode("s1", 0, &seq, &coarse_of(&pp), &coarse_of(&pm), &cfg).unwrap();
+    assert!(!framed.is_empty());
+    assert_eq!(framed, coarse);
+    // Rows of 8 on one strand and 6 on the other are refused.
+    assert!(decode("s1", 0, &seq, &pp, &coarse_of(&pm), &cfg).is_err());
+}
+
+/// Where the classes blur exon ends (CDS and intron nearly even, the intron slightly ahead, for
+/// 12 bases either side of every splice site), the network's codon positions put the ends back:
+/// on true CDS bases the right codon position is confident, on intron bases there is no opinion.
+#[test]
+fn codon_positions_place_exon_ends_the_classes_blur() {
+    use genolm::io::labels::{coarse, codon_position, CDS, INTRON, NUM_FRAMED};
+    let seeds = 8;
+    let mut exact = [0usize; 2];
+    for seed in 0..seeds {
+        let mut r = ChaCha8Rng::seed_from_u64(100 + seed);
+        let len = 2400;
+        let mut seq = random_seq(&mut r, len);
+        let genes: Vec<Gene> = [
+            Plan::new(150, false, &[120, 99, 102, 90], &[70, 60, 90]),
+            Plan::new(1300, true, &[93, 108, 120], &[80, 65]),
+        ]
+        .iter()
+        .map(|p| plant(&mut r, &mut seq, "s1", p))
+        .collect();
+        let t = LabelTracks::from_genes_framed(len, &genes);
+        let blur = |track: &[u8]| {
+            let mut p = framed_probs(track, 0.9);
+            let mut near = vec![false; track.len()];
+            for i in 1..track.len() {
+                let (a, b) = (coarse(track[i - 1]), coarse(track[i]));
+                if (a == CDS && b == INTRON) || (a == INTRON && b == CDS) {
+                    for x in near.iter_mut().take((i + 12).min(track.len())).skip(i - 12) {
+                        *x = true;
+                    }
+                }
+            }
+            for (i, row) in p.chunks_exact_mut(NUM_FRAMED).enumerate() {
+                let c = track[i];
+                if !near[i] || !(coarse(c) == CDS || c == INTRON) {
+                    continue;
+                }
+                row.fill(0.1 / 5.0);
+                row[usize::from(INTRON)] = 0.46;
+                let frames = match codon_position(c) {
+                    Some(k) => {
+                        let mut f = [0.05f32; 3];
+                        f[k] = 0.9;
+                        f
+                    }
+                    None => [1.0 / 3.0; 3],
+                };
+                for (k, code) in [CDS, 6, 7].into_iter().enumerate() {
+                    row[usize::from(code)] = 0.44 * frames[k];
+                }
+            }
+            p
+        };
+        let (pp, pm) = (blur(&t.plus), blur(&t.minus));
+        for (j, w) in [0.0, 1.0].into_iter().enumerate() {
+            let cfg = DecodeConfig {
+                frame_weight: w,
+                ..DecodeConfig::default()
+            };
+            let out = decode("s1", 0, &seq, &pp, &pm, &cfg).unwrap();
+            let mut got: Vec<_> = out.iter().map(|p| shape(&p.gene)).collect();
+            let mut exp: Vec<_> = genes.iter().map(shape).collect();
+            got.sort_by_key(|x| x.1);
+            exp.sort_by_key(|x| x.1);
+            if got == exp {
+                exact[j] += 1;
+            }
+        }
+    }
+    eprintln!(
+        "exact genes out of {seeds}: classes alone {}, with codon positions {}",
+        exact[0], exact[1]
+    );
+    assert_eq!(
+        exact[1], seeds as usize,
+        "codon positions recover every gene"
+    );
+    assert!(
+        exact[0] < exact[1],
+        "the blur must matter without codon positions"
+    );
+}
+
+/// A 3-base internal exon that the probabilities call: kept with `min_exon` 3; with a longer
+/// minimum the strand is decoded again without it (its two introns become one, the frame is
+/// kept), instead of the gene being dropped.
+#[test]
+fn a_short_exon_is_decoded_away_not_the_gene_dropped() {
+    let mut r = ChaCha8Rng::seed_from_u64(77);
+    let len = 1500;
+    let mut seq = random_seq(&mut r, len);
+    let g = plant(
+        &mut r,
+        &mut seq,
+        "s1",
+        &Plan::new(200, false, &[120, 3, 117], &[80, 90]),
+    );
+    let t = LabelTracks::from_genes(len, [&g]);
+    let (pp, pm) = (probs(&t.plus, 0.9), probs(&t.minus, 0.9));
+    let out = decode("s1", 0, &seq, &pp, &pm, &DecodeConfig::default()).unwrap();
+    assert_same(&out, std::slice::from_ref(&g));
+    let cfg = DecodeConfig {
+        min_exon: 10,
+        ..DecodeConfig::default()
+    };
+    let out = decode("s1", 0, &seq, &pp, &pm, &cfg).unwrap();
+    assert_eq!(out.len(), 1, "the gene is kept: {out:?}");
+    let tx = &out[0].gene.transcripts[0];
+    assert!(tx.exons.iter().all(|e| e.len() >= 10), "{:?}", tx.exons);
+    let cds: usize = tx.cds.iter().map(|c| c.iv.len()).sum();
+    assert_eq!(cds, 237);
+    assert_eq!(tx.exons.len(), 2);
+    let gt = &g.transcripts[0];
+    assert_eq!(tx.exons[0].end, gt.exons[0].end, "the first intron's donor");
+    assert_eq!(
+        tx.exons[1].start, gt.exons[2].start,
+        "the second intron's acceptor"
+    );
+    check_grammar(&seq, &out[0], &cfg).unwrap();
+}
+
+/// Probabilities that make a 5′ UTR of one base and a long UTR intron the best path: allowed
+/// with `min_exon` 1; with 3 or 20 the UTR-only exon is at least that long (exactly, not by
+/// dropping the gene), while the coding part stays exact.
+#[test]
+fn utr_only_exons_are_at_least_min_exon() {
+    use genolm::io::labels::{INTRON, UTR5};
+    let mut r = ChaCha8Rng::seed_from_u64(78);
+    let len = 1600;
+    let mut seq = random_seq(&mut r, len);
+    let g = plant(
+        &mut r,
+        &mut seq,
+        "s1",
+        &Plan::new(400, false, &[150, 150], &[60]),
+    );
+    let mut t = LabelTracks::from_genes(len, [&g]);
+    // Before the 40-base 5' UTR at 400: one UTR base at 299, a UTR intron 300..400 (GT...AG).
+    seq[300..302].copy_from_slice(b"GT");
+    seq[398..400].copy_from_slice(b"AG");
+    t.plus[299] = UTR5;
+    for x in &mut t.plus[300..400] {
+        *x = INTRON;
+    }
+    let (pp, pm) = (probs(&t.plus, 0.9), probs(&t.minus, 0.9));
+    let shortest = |min_exon: usize| {
+        let cfg = DecodeConfig {
+            min_exon,
+            ..DecodeConfig::default()
+        };
+        let out = decode("s1", 0, &seq, &pp, &pm, &cfg).unwrap();
+        assert_eq!(out.len(), 1);
+        let tx = out[0].gene.transcripts[0].clone();
+        assert_eq!(tx.cds, g.transcripts[0].cds, "coding part exact");
+        check_grammar(&seq, &out[0], &cfg).unwrap();
+        tx.exons.iter().map(|e| e.len()).min().unwrap()
+    };
+    assert_eq!(shortest(1), 1, "the setup favours a 1-base exon");
+    assert!(shortest(3) >= 3);
+    assert!(shortest(20) >= 20);
 }

@@ -133,7 +133,7 @@ fn labels_follow_the_gene_models_and_flip_with_the_reverse_complement() {
     assert_eq!(wt[2 * 63 + 1], 0.0);
 }
 
-fn tiny_model_config(levels: usize) -> SegmentModelConfig {
+fn tiny_model_config(levels: usize, shuffle: bool) -> SegmentModelConfig {
     SegmentModelConfig {
         vocab_size: 10,
         num_classes: NUM_CLASSES,
@@ -154,13 +154,14 @@ fn tiny_model_config(levels: usize) -> SegmentModelConfig {
             kernel_size: 3,
             embedding_dim: 2,
             skip_kernel: 3,
+            shuffle,
         },
     }
 }
 
 #[test]
 fn rc_averaged_prediction_is_strand_equivariant_and_tiles_blend() {
-    let (model, _w) = segment::build_model(&tiny_model_config(2), 4).unwrap();
+    let (model, _w) = segment::build_model(&tiny_model_config(2, true), 4).unwrap();
     let tok = genolm::tokenize::from_spec("char").unwrap();
     let s = random_dna(90, 3);
     let one = TileOptions {
@@ -229,8 +230,17 @@ fn rc_averaged_prediction_is_strand_equivariant_and_tiles_blend() {
 
 #[test]
 fn unet_segment_model_gradients_match_finite_differences() {
+    check_segment_gradients(false);
+}
+
+#[test]
+fn sub_pixel_unet_segment_model_gradients_match_finite_differences() {
+    check_segment_gradients(true);
+}
+
+fn check_segment_gradients(shuffle: bool) {
     let dev = Device::Cpu;
-    let cfg = tiny_model_config(2);
+    let cfg = tiny_model_config(2, shuffle);
     let w = Weights::new();
     let (p, b) = w.builders(9, DType::F64, &dev);
     let model = genolm::models::SegmentModel::new(&cfg, p, b).unwrap();
@@ -296,8 +306,18 @@ fn unet_segment_model_gradients_match_finite_differences() {
 /// im2col path, max via reshape, nearest upsampling via index_select, exact GELU on tanh form).
 #[test]
 fn unet_head_matches_a_plain_composition() {
+    check_head_composition(false);
+}
+
+/// Sub-pixel upsampling against an interleave written with `narrow` and `cat`.
+#[test]
+fn sub_pixel_unet_head_matches_a_plain_composition() {
+    check_head_composition(true);
+}
+
+fn check_head_composition(shuffle: bool) {
     let dev = Device::Cpu;
-    let cfg = tiny_model_config(2);
+    let cfg = tiny_model_config(2, shuffle);
     let w = Weights::new();
     let (p, b) = w.builders(21, DType::F64, &dev);
     let model = genolm::models::SegmentModel::new(&cfg, p, b).unwrap();
@@ -360,7 +380,28 @@ fn unet_head_matches_a_plain_composition() {
         let s = &skips[1 - i];
         h = (gelu(&conv(&up(&h, 2, s.dim(2).unwrap()), &format!("up{i}"))) + s).unwrap();
     }
-    let x = conv(&up(&h, 2, len), "lift");
+    let x = if shuffle {
+        // Channel c * f + r at block j goes to channel c, base j * f + r (f = 2 here).
+        let y = conv(&h, "lift");
+        let (b, cf, l) = y.dims3().unwrap();
+        let f = 2;
+        let rows: Vec<Tensor> = (0..cf / f)
+            .map(|c| {
+                let mut cols = Vec::new();
+                for j in 0..l {
+                    for r in 0..f {
+                        cols.push(y.narrow(1, c * f + r, 1).unwrap().narrow(2, j, 1).unwrap());
+                    }
+                }
+                Tensor::cat(&cols, 2).unwrap()
+            })
+            .collect();
+        let x = Tensor::cat(&rows, 1).unwrap();
+        assert_eq!(x.dims(), &[b, cf / f, l * f]);
+        genolm::models::unet::fit_len(&x, len).unwrap()
+    } else {
+        conv(&up(&h, 2, len), "lift")
+    };
     let e = get("embed.weight")
         .index_select(&ids.flatten_all().unwrap(), 0)
         .unwrap()
@@ -835,4 +876,98 @@ fn killed_segment_run_resumes_to_identical_weights_and_report() {
     };
     assert_eq!(steps(&full), 39);
     assert_eq!(steps(&part), 39, "the resumed log repeats or skips steps");
+}
+
+/// A GFF3 mirrored on a sequence of `len` bases: every feature reverse-complemented.
+fn mirrored(gff: &str, len: usize) -> String {
+    gff.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            if f.len() < 9 {
+                return l.to_string();
+            }
+            let (s, e): (usize, usize) = (f[3].parse().unwrap(), f[4].parse().unwrap());
+            let strand = if f[6] == "+" { "-" } else { "+" };
+            let (ns, ne) = ((len + 1 - e).to_string(), (len + 1 - s).to_string());
+            let mut g = f.clone();
+            g[3] = &ns;
+            g[4] = &ne;
+            g[6] = strand;
+            g.join("\t")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn framed_labels_give_codon_positions_that_survive_the_reverse_complement() {
+    use genolm::io::labels::{coarse, CDS1, CDS2, NUM_FRAMED};
+    // A third gene whose second CDS part starts mid-codon (phase 2 after a 10-base part), once
+    // with its phase and once without (then the count of CDS bases before it decides).
+    let extra = "s1\tt\tgene\t92\t99\t.\t+\t.\tID=g3\n";
+    let phased = format!(
+        "{GFF}s1\tt\tmRNA\t1\t9\t.\t+\t.\tID=t3\ns1\tt\tCDS\t1\t4\t.\t+\t0\tParent=t3\n\
+         s1\tt\tCDS\t7\t9\t.\t+\t2\tParent=t3\n{extra}"
+    );
+    for gff in [
+        phased.clone(),
+        phased.replace("+\t2\tParent=t3", "+\t.\tParent=t3"),
+    ] {
+        let ann = genolm::io::gff::parse_str(&gff, "t.gff3").unwrap();
+        let t = LabelTracks::from_genes_framed(100, &ann.genes);
+        // Plus gene: CDS 15..30 then 40..55, codon positions counted across the intron.
+        assert_eq!(t.plus[15], CDS);
+        assert_eq!(t.plus[16], CDS1);
+        assert_eq!(t.plus[17], CDS2);
+        assert_eq!(t.plus[29], CDS2);
+        assert_eq!(t.plus[40], CDS);
+        assert_eq!(t.plus[35], INTRON);
+        // Minus gene: CDS 75..90, read from its 5' end at 89.
+        assert_eq!(t.minus[89], CDS);
+        assert_eq!(t.minus[88], CDS1);
+        assert_eq!(t.minus[75], CDS2);
+        // Mid-codon part: 4 bases (0, 1, 2, 0), then the part starts at position 1.
+        assert_eq!(&t.plus[0..4], &[CDS, CDS1, CDS2, CDS]);
+        assert_eq!(&t.plus[6..9], &[CDS1, CDS2, CDS]);
+        // Only CDS changes.
+        let c = LabelTracks::from_genes(100, &ann.genes);
+        assert!(t.plus.iter().zip(&c.plus).all(|(a, b)| coarse(*a) == *b));
+        assert!(t.minus.iter().zip(&c.minus).all(|(a, b)| coarse(*a) == *b));
+    }
+    // The reverse complement of a window (bases, tracks reversed and swapped) has the framed
+    // tracks of the mirrored annotation: codon positions are in the gene's direction.
+    let ann = genolm::io::gff::parse_str(&phased, "t.gff3").unwrap();
+    let t = LabelTracks::from_genes_framed(100, &ann.genes);
+    let mut data = synthetic_genome();
+    data.records[0].tracks = StrandTracks {
+        plus: t.plus.clone(),
+        minus: t.minus.clone(),
+    };
+    let ex = Example {
+        record: 0,
+        lo: 0,
+        hi: 100,
+        start: 0,
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let (_, r) = segment::example_window(&data, &ex, 100, 0, true, &mut rng);
+    let m = genolm::io::gff::parse_str(&mirrored(&phased, 100), "m.gff3").unwrap();
+    let mt = LabelTracks::from_genes_framed(100, &m.genes);
+    assert_eq!(r.plus, mt.plus);
+    assert_eq!(r.minus, mt.minus);
+    // Loss weights: each codon position takes the CDS weight.
+    let w = vec![1.0, 2.0, 5.0, 3.0, 4.0, 1.5];
+    let fw = segment::model_class_weights(&w, NUM_FRAMED);
+    assert_eq!(fw, vec![1.0, 2.0, 5.0, 3.0, 4.0, 1.5, 5.0, 5.0]);
+    assert_eq!(segment::model_class_weights(&w, NUM_CLASSES), w);
+    // Confusion counts of framed rows: classes summed, codon positions scored apart.
+    let mut conf = segment::BaseConfusion::new();
+    let mut row = vec![0.0f32; NUM_FRAMED];
+    row[usize::from(CDS1)] = 0.4;
+    row[usize::from(CDS2)] = 0.3;
+    row[usize::from(INTRON)] = 0.3;
+    conf.add(&row, &[CDS2], NUM_FRAMED);
+    assert_eq!(conf.counts[usize::from(CDS)][usize::from(CDS)], 1);
+    assert_eq!((conf.frame_bases, conf.frame_correct), (1, 0));
+    assert!((conf.nll - (-(0.3f64).ln())).abs() < 1e-6);
 }

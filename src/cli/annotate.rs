@@ -14,7 +14,7 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::infer::decode::{self, DecodeConfig, PredictedGene};
 use crate::io::fasta::Reader;
-use crate::io::labels::{CLASS_NAMES, NUM_CLASSES};
+use crate::io::labels::CLASS_NAMES;
 use crate::seq::{self, SeqPolicy};
 use crate::train::segment::{self, LoadedSegmentRun, TileOptions};
 
@@ -75,6 +75,13 @@ pub struct Args {
     /// in `signals.json`, else 20).
     #[arg(long)]
     pub min_intron: Option<usize>,
+    /// Decoder: shortest exon (default: fitted on the training exons and stored in
+    /// `signals.json`, else 3).
+    #[arg(long)]
+    pub min_exon: Option<usize>,
+    /// Decoder: genes with a shorter CDS (spliced, stop included) are dropped (default 90).
+    #[arg(long)]
+    pub min_cds: Option<usize>,
     /// Decoder: weight of the network's log-probabilities (default: `decoder.json`, else 1).
     #[arg(long)]
     pub nn_weight: Option<f64>,
@@ -88,6 +95,10 @@ pub struct Args {
     /// Decoder: weight of the run's site matrices (donor, acceptor, start) (default: `decoder.json`, else 0).
     #[arg(long)]
     pub site_weight: Option<f64>,
+    /// Decoder: weight of the network's codon positions, for models that predict them
+    /// (default: `decoder.json`, else 0).
+    #[arg(long)]
+    pub frame_weight: Option<f64>,
     /// Decoder: ignore the run's `signals.json` and `decoder.json` (network alone, defaults).
     #[arg(long)]
     pub no_signals: bool,
@@ -122,8 +133,15 @@ fn decoder_config(args: &Args, run: &LoadedSegmentRun) -> Result<DecodeConfig> {
     set(&mut cfg.genic_weight, args.genic_weight);
     set(&mut cfg.content_weight, args.content_weight);
     set(&mut cfg.site_weight, args.site_weight);
+    set(&mut cfg.frame_weight, args.frame_weight);
     if let Some(m) = args.min_intron {
         cfg.min_intron = m;
+    }
+    if let Some(m) = args.min_exon {
+        cfg.min_exon = m;
+    }
+    if let Some(m) = args.min_cds {
+        cfg.min_cds = m;
     }
     if cfg.signals.is_none() && (cfg.content_weight > 0.0 || cfg.site_weight > 0.0) {
         return Err(Error::input(format!(
@@ -214,12 +232,13 @@ impl Streamer<'_, '_> {
             &self.tiles,
             self.progress,
         )?;
-        let k = NUM_CLASSES;
+        let k = self.run.model.config.num_classes;
         if let Some(bed) = &mut self.bed {
             for pos in self.core_start..core_end {
                 let i = pos - ext_start;
-                let v = plus[i * k + self.bed_class].max(minus[i * k + self.bed_class]);
-                bed.push(&self.name, pos, v)?;
+                let p = segment::coarse_row(&plus[i * k..(i + 1) * k]);
+                let m = segment::coarse_row(&minus[i * k..(i + 1) * k]);
+                bed.push(&self.name, pos, p[self.bed_class].max(m[self.bed_class]))?;
             }
         }
         if self.decode_error.is_none() {

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::infer::decode::DecodeConfig;
 use crate::infer::signals;
 use crate::infer::tune::{self, DecoderSettings, Evidence};
-use crate::io::labels::{CLASS_NAMES, NUM_CLASSES};
+use crate::io::labels::{CLASS_NAMES, FRAMED_NAMES, NUM_CLASSES, NUM_FRAMED};
 use crate::models::{ModelConfig, UNetConfig};
 use crate::tokenize;
 use crate::train::run::{self, DataSpecs};
@@ -45,6 +45,9 @@ pub struct SegmentArgs {
     /// 2, 3, 4, 5 on the validation region).
     #[arg(long)]
     pub signal_order: Option<usize>,
+    /// Segment: predict CDS without its codon position (6 classes per strand instead of 8).
+    #[arg(long)]
+    pub no_frame: bool,
 }
 
 /// Run `genolm train --task segment`.
@@ -71,7 +74,10 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
     if let Some(src) = &init {
         crate::train::finetune::check_tokenizer(src, &args.tokenizer, tok.as_ref())?;
     }
-    let data = segment::load_genome(genome, gff, &s.holdout, args.valid_fraction)?;
+    let framed = !s.no_frame;
+    let num_classes = if framed { NUM_FRAMED } else { NUM_CLASSES };
+    let class_names: &[&str] = if framed { &FRAMED_NAMES } else { &CLASS_NAMES };
+    let data = segment::load_genome(genome, gff, &s.holdout, args.valid_fraction, framed)?;
     for w in &data.warnings {
         eprintln!("warning: {w}");
     }
@@ -108,7 +114,7 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
     let cfg = SegmentRunConfig {
         task: "segment".into(),
         tokenizer: args.tokenizer.clone(),
-        classes: CLASS_NAMES.iter().map(|c| c.to_string()).collect(),
+        classes: class_names.iter().map(|c| c.to_string()).collect(),
         data: DataSpecs {
             train: genome.clone(),
             valid: String::new(),
@@ -118,7 +124,7 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
         model: ModelConfig {
             vocab_size: tok.vocab_size(),
             seq_len: s.window,
-            num_classes: NUM_CLASSES,
+            num_classes,
             backbone,
             head,
         },
@@ -204,7 +210,7 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
             .map_or("-".into(), |v| format!("{v:.4}"))
     };
     println!(
-        "segment {}: {split} per-base F1 cds {} intron {} intergenic {} utr5 {} utr3 {} ncexon {} \
+        "segment {}: {split} per-base F1 cds {} intron {} intergenic {} utr5 {} utr3 {} ncexon {}{} \
          (run dir {})",
         cfg.model.backbone.name(),
         f1("cds"),
@@ -213,6 +219,9 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
         f1("utr5"),
         f1("utr3"),
         f1("ncexon"),
+        metrics["frame_accuracy"]
+            .as_f64()
+            .map_or(String::new(), |a| format!(", codon position accuracy {a:.4}")),
         args.out.display()
     );
     Ok(())
@@ -265,7 +274,11 @@ fn tune_decoder(
     let mut best: Option<(tune::Trial, Vec<tune::Trial>, DecodeConfig)> = None;
     for &k in orders {
         let base = DecodeConfig::default().with_signals(std::sync::Arc::new(fit(k)?));
-        let trials = tune::tune(&valid, &data.reference, &base, &tune::default_grid(true))?;
+        let mut trials = tune::tune(&valid, &data.reference, &base, &tune::default_grid(true))?;
+        if model.config.num_classes == NUM_FRAMED {
+            let grid = tune::frame_grid(&trials, tune::FRAME_TOP);
+            trials.extend(tune::tune(&valid, &data.reference, &base, &grid)?);
+        }
         let top = tune::best(&trials)
             .cloned()
             .ok_or_else(|| Error::Internal("empty decoder grid".into()))?;
@@ -299,7 +312,7 @@ fn tune_decoder(
     let s = &chosen.settings;
     eprintln!(
         "decoder chosen on validation: order {} min intron {} nn {} genic {} content {} site {} gene {} intron {} \
-         (base.cds F1 {:.4}, exon.all F1 {:.4}; network alone {:.4}, {:.4})",
+         frame {} (base.cds F1 {:.4}, exon.all F1 {:.4}; network alone {:.4}, {:.4})",
         base.signals.as_ref().map_or(0, |g| g.order),
         base.min_intron,
         s.nn_weight,
@@ -308,6 +321,7 @@ fn tune_decoder(
         s.site_weight,
         s.gene_penalty,
         s.intron_penalty,
+        s.frame_weight,
         chosen.base_cds_f1,
         chosen.exon_all_f1,
         network_only.base_cds_f1,

@@ -2,7 +2,7 @@
 //!
 //! # Model
 //! Each strand is decoded on its own, 5′→3′ (the minus strand on the reverse complement, mapped
-//! back to forward coordinates), by Viterbi over a 22-state gene-structure HMM:
+//! back to forward coordinates), by Viterbi over a 24-state gene-structure HMM:
 //!
 //! ```text
 //! intergenic → [5′UTR (⇄ UTR intron)] → start ATG (3 states) → CDS codon positions 0,1,2
@@ -26,15 +26,22 @@
 //!   for its codon position, intron or other slot, and the donor, acceptor and start-context
 //!   log-odds × `site_weight` are added on entering an intron, leaving one and entering a start
 //!   codon. [`crate::infer::tune`] chooses the weights on a validation region.
+//! * Framed evidence (rows of 8: CDS split by codon position in the gene's direction,
+//!   [`crate::io::labels::LabelTracks::paint_frames`]): the coding states' class probability is the sum of
+//!   the three, and with [`DecodeConfig::frame_weight`] each coding state adds the log-odds of its
+//!   own codon position, `frame_weight · ln (3 · P(CDS at it) / P(CDS))`.
 //! * **Minimum intron length is exact**: an intron is entered by a jump that covers its first
 //!   `min_intron` bases at once (their summed emissions come from a prefix sum), so no path has a
 //!   shorter intron and no state chain is needed.
-//! * **Minimum exon and CDS lengths are post-filters**: a decoded gene with a CDS shorter than
-//!   `min_cds` or an exon shorter than `min_exon` is dropped (its bases are then intergenic).
+//! * **Minimum exon length**: exact for UTR-only exons (the states `U5X`/`U3X` are entered by a
+//!   jump over their first `min_exon` bases); an exon with CDS shorter than `min_exon` makes the
+//!   strand be decoded again with exonic states forbidden there (and a margin), up to
+//!   [`MAX_EXON_REPAIRS`] rounds, after which a gene that still has one is dropped. The minimum
+//!   CDS length is a post-filter: a gene with a shorter CDS is dropped.
 //! * The path may begin and end in any state (the caller decodes chunks); genes without both a
 //!   start and a stop codon inside the region (cut by its ends) are dropped.
 //!
-//! Memory: one byte per state per base for backpointers (22 bytes/base), plus 8 bytes/base of
+//! Memory: one byte per state per base for backpointers (24 bytes/base), plus 24 bytes/base of
 //! intron prefix sums and 2 bytes/base of sequence and path, per strand, decoded one after the
 //! other.
 
@@ -42,7 +49,7 @@ use crate::error::{Error, Result};
 use crate::infer::signals::{code, Signals, CONTENT_SLOTS, SLOT_INTRON, SLOT_OTHER};
 use crate::io::gff::{CdsPart, Gene, Interval, Strand, Transcript};
 use crate::io::gffwrite::fill_phases;
-use crate::io::labels::{self, NUM_CLASSES};
+use crate::io::labels::{self, NUM_CLASSES, NUM_FRAMED};
 use std::sync::Arc;
 
 /// Genome kind: prokaryotes have no introns.
@@ -61,7 +68,10 @@ pub struct DecodeConfig {
     pub mode: Mode,
     /// Shortest intron, in bases (exact, at least 4).
     pub min_intron: usize,
-    /// Shortest exon, in bases (post-filter: genes with a shorter exon are dropped).
+    /// Shortest exon, in bases. Exact for UTR-only exons (eukaryotes: entered by a jump over
+    /// this many UTR bases, like introns); an exon with CDS that is shorter makes the strand be
+    /// decoded again without it ([`MAX_EXON_REPAIRS`] rounds), and a gene that still has one is
+    /// dropped.
     pub min_exon: usize,
     /// Shortest CDS (spliced, stop codon included), in bases (post-filter).
     pub min_cds: usize,
@@ -85,6 +95,10 @@ pub struct DecodeConfig {
     /// Weight of the site matrices: donor and acceptor log-odds on intron entry and exit, start
     /// context on entering the start codon.
     pub site_weight: f64,
+    /// Weight of the network's codon positions (framed rows only): every coding state adds
+    /// `frame_weight · ln (3 · P(CDS at its codon position) / P(CDS))`, the log-odds of its
+    /// codon position against a network without an opinion (0 when the three are equal).
+    pub frame_weight: f64,
 }
 
 impl Default for DecodeConfig {
@@ -103,6 +117,7 @@ impl Default for DecodeConfig {
             genic_weight: 0.0,
             content_weight: 0.0,
             site_weight: 0.0,
+            frame_weight: 0.0,
         }
     }
 }
@@ -118,10 +133,14 @@ impl DecodeConfig {
     }
 
     /// Add fitted sequence signals; their minimum intron length (fitted on the training
-    /// introns, [`Signals::min_intron`]) replaces `min_intron` when they have one.
+    /// introns, [`Signals::min_intron`]) replaces `min_intron`, and their minimum exon length
+    /// ([`Signals::min_exon`]) replaces `min_exon`, when they have them.
     pub fn with_signals(mut self, signals: Arc<Signals>) -> Self {
         if let Some(m) = signals.min_intron {
             self.min_intron = m.max(4);
+        }
+        if let Some(m) = signals.min_exon {
+            self.min_exon = m.max(1);
         }
         self.signals = Some(signals);
         self
@@ -145,9 +164,10 @@ impl DecodeConfig {
             || !finite(self.genic_weight)
             || !finite(self.content_weight)
             || !finite(self.site_weight)
+            || !finite(self.frame_weight)
         {
             return Err(Error::input(
-                "decoder: network, content and site weights must be finite and >= 0",
+                "decoder: network, content, site and frame weights must be finite and >= 0",
             ));
         }
         if let Some(sig) = &self.signals {
@@ -192,13 +212,17 @@ const X1: usize = 18;
 const X2: usize = 19;
 const U3: usize = 20;
 const U3I: usize = 21;
+/// 5′ UTR of a UTR-only exon (it ends at a donor): entered by a jump over `min_utr_exon` bases.
+const U5X: usize = 22;
+/// 3′ UTR of a UTR-only exon (it begins at an acceptor): entered by the same jump.
+const U3X: usize = 23;
 /// Number of HMM states.
-pub const NUM_STATES: usize = 22;
+pub const NUM_STATES: usize = 24;
 const NONE: u8 = u8::MAX;
 
 /// Emission slot of each state: 0 intergenic, 1 utr5, 2 cds, 3 intron, 4 utr3.
 const EMIT: [usize; NUM_STATES] = [
-    0, 1, 3, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 2, 2, 2, 4, 3,
+    0, 1, 3, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 2, 2, 2, 4, 3, 1, 4,
 ];
 /// Label class of each emission slot.
 const SLOT_CLASS: [u8; 5] = [
@@ -233,6 +257,8 @@ const CSLOT: [usize; NUM_STATES] = [
     2,           // X2
     SLOT_OTHER,  // U3
     SLOT_INTRON, // U3I
+    SLOT_OTHER,  // U5X
+    SLOT_OTHER,  // U3X
 ];
 
 /// Per-state emission scores at base `i`: network log-probabilities plus weighted content.
@@ -261,12 +287,32 @@ fn state_emissions(p: &[f32], b: &[u8], i: usize, cfg: &DecodeConfig) -> [f64; N
     } else {
         (0.0, 0.0)
     };
+    let frame = if cfg.frame_weight > 0.0 && p.len() >= NUM_FRAMED {
+        let l = |x: f32| f64::from(if x.is_nan() { 0.0 } else { x }.max(cfg.prob_floor).ln());
+        let cds = l(class_prob(p, labels::CDS)) - 3f64.ln();
+        [labels::CDS, labels::CDS1, labels::CDS2]
+            .map(|k| cfg.frame_weight * (l(p[usize::from(k)]) - cds))
+    } else {
+        [0.0; 3]
+    };
     let mut out = [0.0; NUM_STATES];
     for (s, o) in out.iter_mut().enumerate() {
         let coarse = if s == IG { inter } else { genic };
-        *o = cfg.nn_weight * e[EMIT[s]] + c[CSLOT[s]] + coarse;
+        let f = if EMIT[s] == 2 { frame[CSLOT[s]] } else { 0.0 };
+        *o = cfg.nn_weight * e[EMIT[s]] + c[CSLOT[s]] + coarse + f;
     }
     out
+}
+
+/// Probability of class `c` in a row of 6 classes or 8 framed ones (CDS: its three codon
+/// positions summed).
+#[inline]
+fn class_prob(r: &[f32], c: u8) -> f32 {
+    let mut p = r[usize::from(c)];
+    if c == labels::CDS && r.len() >= NUM_FRAMED {
+        p += r[usize::from(labels::CDS1)] + r[usize::from(labels::CDS2)];
+    }
+    p
 }
 
 fn is_intron(s: usize) -> bool {
@@ -285,8 +331,10 @@ fn is_stop(x: u8, y: u8, z: u8) -> bool {
 /// Decode one region of sequence `seqid` that starts at `offset`.
 ///
 /// `seq` holds the region's bases (forward strand, upper or lower case); `plus` and `minus` hold
-/// per-base probabilities, row-major `seq.len() × labels::NUM_CLASSES`, in forward coordinates,
-/// for the plus- and minus-strand label tracks ([`crate::io::labels`]).
+/// per-base probabilities, row-major `seq.len() × k`, in forward coordinates, for the plus- and
+/// minus-strand label tracks ([`crate::io::labels`]): `k` = `NUM_CLASSES` (6) classes, or
+/// `NUM_FRAMED` (8) with CDS split by codon position in the gene's direction (read with
+/// [`DecodeConfig::frame_weight`]).
 pub fn decode(
     seqid: &str,
     offset: usize,
@@ -297,36 +345,29 @@ pub fn decode(
 ) -> Result<Vec<PredictedGene>> {
     cfg.check()?;
     let n = seq.len();
+    let k = if n > 0 && plus.len() == n * NUM_FRAMED {
+        NUM_FRAMED
+    } else {
+        NUM_CLASSES
+    };
     for (name, p) in [("plus", plus), ("minus", minus)] {
-        if p.len() != n * NUM_CLASSES {
+        if p.len() != n * k {
             return Err(Error::input(format!(
-                "decoder: {name}-strand probabilities have {} values, expected {} ({} bases × {} classes)",
+                "decoder: {name}-strand probabilities have {} values, expected {} ({} bases × {} classes, \
+                 or × {} framed ones on both strands)",
                 p.len(),
-                n * NUM_CLASSES,
+                n * k,
                 n,
-                NUM_CLASSES
+                NUM_CLASSES,
+                NUM_FRAMED
             )));
         }
     }
     let mut out = Vec::new();
     // Plus strand.
     let codes: Vec<u8> = seq.iter().map(|&b| code(b)).collect();
-    let path = viterbi(
-        &codes,
-        |i| &plus[i * NUM_CLASSES..(i + 1) * NUM_CLASSES],
-        cfg,
-    );
-    genes_from_path(
-        &path,
-        |i| &plus[i * NUM_CLASSES..(i + 1) * NUM_CLASSES],
-        seqid,
-        offset,
-        n,
-        Strand::Plus,
-        cfg,
-        &mut out,
-    );
-    drop(path);
+    let row = |i: usize| &plus[i * k..(i + 1) * k];
+    decode_strand(&codes, row, seqid, offset, Strand::Plus, cfg, &mut out);
     // Minus strand: reverse complement, rows reversed.
     let rc: Vec<u8> = codes
         .iter()
@@ -336,12 +377,52 @@ pub fn decode(
     drop(codes);
     let row = |i: usize| {
         let j = n - 1 - i;
-        &minus[j * NUM_CLASSES..(j + 1) * NUM_CLASSES]
+        &minus[j * k..(j + 1) * k]
     };
-    let path = viterbi(&rc, row, cfg);
-    genes_from_path(&path, row, seqid, offset, n, Strand::Minus, cfg, &mut out);
+    decode_strand(&rc, row, seqid, offset, Strand::Minus, cfg, &mut out);
     out.sort_by_key(|g| (g.gene.span.start, g.gene.span.end, g.gene.strand.is_minus()));
     Ok(out)
+}
+
+/// Rounds of re-decoding a strand with short exons forbidden before such genes are dropped.
+pub const MAX_EXON_REPAIRS: usize = 3;
+
+/// Decode one strand (`b`: codes 5′→3′, `row(i)`: probabilities of base `i` in that order).
+///
+/// A gene whose path has an exon shorter than `min_exon` is not dropped at once: the strand is
+/// decoded again with exonic states forbidden on that exon's bases and a margin (so the best
+/// path must do without it), up to [`MAX_EXON_REPAIRS`] times; genes that still have one are
+/// dropped.
+fn decode_strand<'a, F>(
+    b: &[u8],
+    row: F,
+    seqid: &str,
+    offset: usize,
+    strand: Strand,
+    cfg: &DecodeConfig,
+    out: &mut Vec<PredictedGene>,
+) where
+    F: Fn(usize) -> &'a [f32],
+{
+    let mut forbid: Option<Vec<bool>> = None;
+    for round in 0..=MAX_EXON_REPAIRS {
+        let path = viterbi(b, &row, cfg, forbid.as_deref());
+        let mut genes = Vec::new();
+        let short = genes_from_path(&path, &row, seqid, offset, b.len(), strand, cfg, &mut genes);
+        if short.is_empty() || round == MAX_EXON_REPAIRS {
+            out.extend(genes);
+            return;
+        }
+        // The exon's bases and, so that the next path does not just move it a few bases, up
+        // to `min_exon - 1` bases either side (no more than an intron's minimum, so the exons
+        // beyond its flanking introns stay free).
+        let pad = cfg.min_exon.min(cfg.min_intron).saturating_sub(1);
+        let f = forbid.get_or_insert_with(|| vec![false; b.len()]);
+        for (x, y) in short {
+            let (x, y) = (x.saturating_sub(pad), (y + pad).min(b.len()));
+            f[x..y].fill(true);
+        }
+    }
 }
 
 /// Emission log-probabilities of the five slots at one base.
@@ -354,14 +435,16 @@ fn emissions(p: &[f32], floor: f32) -> [f64; 5] {
     [
         l(p[labels::INTERGENIC as usize] + p[labels::NC_EXON as usize]),
         l(p[labels::UTR5 as usize]),
-        l(p[labels::CDS as usize]),
+        l(class_prob(p, labels::CDS)),
         l(p[labels::INTRON as usize]),
         l(p[labels::UTR3 as usize]),
     ]
 }
 
 /// Best state path (one state per base) on one strand, 5′→3′.
-fn viterbi<'a, F>(b: &[u8], row: F, cfg: &DecodeConfig) -> Vec<u8>
+///
+/// `forbid`: bases where no exonic state may be (the repair of short exons).
+fn viterbi<'a, F>(b: &[u8], row: F, cfg: &DecodeConfig, forbid: Option<&[bool]>) -> Vec<u8>
 where
     F: Fn(usize) -> &'a [f32],
 {
@@ -371,6 +454,8 @@ where
     }
     let euk = cfg.mode == Mode::Eukaryote;
     let l = cfg.min_intron.max(4);
+    // UTR-only exons: entered by a jump over their first `mu` bases (1: a plain step).
+    let mu = if euk { cfg.min_exon.max(1) } else { 1 };
     let sites = match &cfg.signals {
         Some(sig) if cfg.site_weight > 0.0 => Some((sig.as_ref(), cfg.site_weight)),
         _ => None,
@@ -381,6 +466,8 @@ where
     let gp = cfg.gene_penalty;
     let ip = cfg.intron_penalty;
     let at = |i: usize| -> u8 { b.get(i).copied().unwrap_or(N) };
+    // An intron ends just before base `k` (an exon starts at `k`).
+    let acc_at = |k: usize| euk && k >= 2 && b[k - 2] == A && b[k - 1] == G;
     let at_back = |i: usize, k: usize| -> u8 {
         if i >= k {
             b[i - k]
@@ -399,15 +486,20 @@ where
     // is pushed at base i, before the jump that ends there reads it.
     let mut pre = Vec::with_capacity(if euk { n + 1 } else { 0 });
     let neg = f64::NEG_INFINITY;
+    // Prefix sums of the 5′ and 3′ UTR emissions, for the jumps into UTR-only exons.
+    let mut pre5 = Vec::with_capacity(n + 1);
+    let mut pre3 = Vec::with_capacity(n + 1);
     let mut bp = vec![NONE; n * NUM_STATES];
-    // Ring of past score vectors, for the jumps from position i-L.
-    let ring = l + 1;
+    // Ring of past score vectors, for the jumps from positions i-L and i-mu.
+    let ring = l.max(mu) + 1;
     let mut hist = vec![[neg; NUM_STATES]; ring];
     let mut v = state_emissions(row(0), b, 0, cfg);
     if euk {
         pre.push(0.0);
         pre.push(v[I0]);
     }
+    pre5.extend([0.0, v[U5]]);
+    pre3.extend([0.0, v[U3]]);
     {
         if !start_codon(0) {
             v[S0] = neg;
@@ -417,6 +509,13 @@ where
                 v[s] = neg;
             }
         }
+        if forbid.is_some_and(|f| f[0]) {
+            for (s, x) in v.iter_mut().enumerate() {
+                if s != IG && !is_intron(s) {
+                    *x = neg;
+                }
+            }
+        }
         hist[0] = v;
     }
     for i in 1..n {
@@ -424,6 +523,8 @@ where
         if euk {
             pre.push(pre[i] + e[I0]);
         }
+        pre5.push(pre5[i] + e[U5]);
+        pre3.push(pre3[i] + e[U3]);
         let mut nv = [neg; NUM_STATES];
         let bpi = &mut bp[i * NUM_STATES..(i + 1) * NUM_STATES];
         macro_rules! best {
@@ -448,12 +549,46 @@ where
         let ab = if acc { acceptor_bonus(i) } else { 0.0 };
         let stop_here = stop_at(i);
         let start_here = start_codon(i);
-        best!(IG, (IG, v[IG], true), (X2, v[X2], true), (U3, v[U3], true));
+        best!(
+            IG,
+            (IG, v[IG], true),
+            (X2, v[X2], true),
+            (U3, v[U3], true),
+            (U3X, v[U3X], true)
+        );
+        // Into a UTR-only exon: from the state at u = i - mu, the exon's bases u+1..=i (the
+        // emission sums exclude base i, which `best!` adds).
+        let (hu, span5, span3, acc_u) = if i >= mu {
+            let u = i - mu;
+            let (s5, s3) = if mu == 1 {
+                (0.0, 0.0) // a plain step (exactly, without prefix-sum rounding)
+            } else {
+                (
+                    pre5[i + 1] - pre5[u + 1] - e[U5],
+                    pre3[i + 1] - pre3[u + 1] - e[U3],
+                )
+            };
+            (&hist[u % ring], s5, s3, acc_at(u + 1))
+        } else {
+            (&hist[0], 0.0, 0.0, false)
+        };
+        let abu = if acc_u {
+            acceptor_bonus(i + 1 - mu)
+        } else {
+            0.0
+        };
+        // The 5′ UTR before the start codon: plain steps.
         best!(
             U5,
             (IG, v[IG] - gp, true),
             (U5, v[U5], true),
             (U5I, v[U5I] + ab, acc)
+        );
+        best!(
+            U5X,
+            (IG, hu[IG] - gp + span5, i >= mu),
+            (U5X, v[U5X], true),
+            (U5I, hu[U5I] + span5 + abu, acc_u)
         );
         let sb = if start_here { start_bonus(i) } else { 0.0 };
         best!(
@@ -491,11 +626,12 @@ where
         );
         best!(X1, (X0, v[X0], true));
         best!(X2, (X1, v[X1], true));
+        // The 3′ UTR after the stop codon (its exon holds CDS), then UTR-only exons.
+        best!(U3, (X2, v[X2], true), (U3, v[U3], true));
         best!(
-            U3,
-            (X2, v[X2], true),
-            (U3, v[U3], true),
-            (U3I, v[U3I] + ab, acc)
+            U3X,
+            (U3X, v[U3X], true),
+            (U3I, hu[U3I] + span3 + abu, acc_u)
         );
         if euk {
             // Introns: stay, or jump in from the exon state at e = i - L (donor at e + 1).
@@ -512,8 +648,13 @@ where
                 (&hist[0], 0.0, N, N)
             };
             // `span` excludes base i, whose emission `best!` adds.
-            best!(U5I, (U5I, v[U5I], true), (U5, h[U5] + span, jump));
-            best!(U3I, (U3I, v[U3I], true), (U3, h[U3] + span, jump));
+            best!(U5I, (U5I, v[U5I], true), (U5X, h[U5X] + span, jump));
+            best!(
+                U3I,
+                (U3I, v[U3I], true),
+                (U3, h[U3] + span, jump),
+                (U3X, h[U3X] + span, jump)
+            );
             best!(
                 I0,
                 (I0, v[I0], true),
@@ -551,6 +692,13 @@ where
                 (C1N, h[C1N] + span, jump)
             );
         }
+        if forbid.is_some_and(|f| f[i]) {
+            for (s, x) in nv.iter_mut().enumerate() {
+                if s != IG && !is_intron(s) {
+                    *x = neg;
+                }
+            }
+        }
         v = nv;
         hist[i % ring] = v;
     }
@@ -567,15 +715,17 @@ where
             break;
         }
         let p = usize::from(p);
-        if is_intron(s) && p != s {
-            // Jump: bases i-L+1..=i are intron, the exon state sits at i-L.
-            for x in &mut path[i + 1 - l..=i] {
-                *x = s as u8;
-            }
-            i -= l;
+        let jump = if is_intron(s) && p != s {
+            l // bases i-L+1..=i are intron, the exon state sits at i-L
+        } else if (s == U5X || s == U3X) && p != s {
+            mu // bases i-mu+1..=i are UTR
         } else {
-            i -= 1;
+            1
+        };
+        for x in &mut path[i + 1 - jump..=i] {
+            *x = s as u8;
         }
+        i -= jump;
         s = p;
     }
     path
@@ -611,9 +761,11 @@ fn genes_from_path<'a, F>(
     strand: Strand,
     cfg: &DecodeConfig,
     out: &mut Vec<PredictedGene>,
-) where
+) -> Vec<(usize, usize)>
+where
     F: Fn(usize) -> &'a [f32],
 {
+    let mut short = Vec::new();
     let minus = strand.is_minus();
     let to_fwd = |(a, b): (usize, usize)| {
         if minus {
@@ -636,20 +788,27 @@ fn genes_from_path<'a, F>(
     for (a, b) in runs(path, 0, path.len(), |s| s != IG) {
         let has = |st: usize| path[a..b].iter().any(|&s| usize::from(s) == st);
         let first = usize::from(path[a]);
-        if !has(S0) || !has(X2) || (first != U5 && first != S0) {
+        if !has(S0) || !has(X2) || !matches!(first, U5 | U5X | S0) {
             continue; // cut by the region's ends
         }
         let last = usize::from(path[b - 1]);
-        if last != X2 && last != U3 {
+        if !matches!(last, X2 | U3 | U3X) {
             continue;
         }
         let exonic = |s: usize| !is_intron(s) && s != IG;
-        let exons = fwd_all(runs(path, a, b, exonic));
+        let oriented = runs(path, a, b, exonic);
+        short.extend(
+            oriented
+                .iter()
+                .copied()
+                .filter(|&(x, y)| y - x < cfg.min_exon),
+        );
+        let exons = fwd_all(oriented);
         let cds = fwd_all(runs(path, a, b, |s| {
             (S0..=C2).contains(&s) || (X0..=X2).contains(&s)
         }));
-        let utr5 = fwd_all(runs(path, a, b, |s| s == U5));
-        let utr3 = fwd_all(runs(path, a, b, |s| s == U3));
+        let utr5 = fwd_all(runs(path, a, b, |s| s == U5 || s == U5X));
+        let utr3 = fwd_all(runs(path, a, b, |s| s == U3 || s == U3X));
         let cds_len: usize = cds.iter().map(Interval::len).sum();
         if cds_len < cfg.min_cds || exons.iter().any(|e| e.len() < cfg.min_exon) {
             continue;
@@ -658,7 +817,7 @@ fn genes_from_path<'a, F>(
         for (i, &s) in path.iter().enumerate().take(b).skip(a) {
             let slot = EMIT[usize::from(s)];
             let r = row(i);
-            let mut p = r[usize::from(SLOT_CLASS[slot])];
+            let mut p = class_prob(r, SLOT_CLASS[slot]);
             if slot == 0 {
                 p += r[labels::NC_EXON as usize];
             }
@@ -702,4 +861,5 @@ fn genes_from_path<'a, F>(
             score,
         });
     }
+    short
 }

@@ -68,6 +68,14 @@ pub struct Signals {
     /// Complete training introns measured for `min_intron`.
     #[serde(default)]
     pub introns: u64,
+    /// Shortest exon the decoder should allow: the [`MIN_INTRON_QUANTILE`] quantile of the
+    /// complete training exons' lengths (`None` with fewer than [`MIN_INTRONS_FOR_LENGTH`]
+    /// exons, and in files written before it).
+    #[serde(default)]
+    pub min_exon: Option<usize>,
+    /// Complete training exons measured for `min_exon`.
+    #[serde(default)]
+    pub exons: u64,
 }
 
 /// Quantile of the training intron lengths taken as the decoder's minimum intron length.
@@ -97,6 +105,8 @@ struct Counts {
     sites: [u64; 3],
     /// Lengths of complete introns (exonic on both sides).
     intron_lengths: Vec<usize>,
+    /// Lengths of complete exons (runs of exonic bases with a non-exonic base on both sides).
+    exon_lengths: Vec<usize>,
 }
 
 fn exonic(c: u8) -> bool {
@@ -115,6 +125,7 @@ impl Counts {
             background: [0; 4],
             sites: [0; 3],
             intron_lengths: Vec::new(),
+            exon_lengths: Vec::new(),
         }
     }
 
@@ -126,10 +137,13 @@ impl Counts {
         let mut last = labels::INTERGENIC;
         // Start of the current intron run, when it began right after an exonic base.
         let mut intron_from: Option<usize> = None;
+        // Start of the current exon run, when it began right after a non-exonic base.
+        let mut exon_from: Option<usize> = None;
         for i in 0..b.len() {
-            let c = track[i];
+            // Framed tracks count as their classes (codon positions are counted here).
+            let c = labels::coarse(track[i]);
             if i > 0 {
-                let p = track[i - 1];
+                let p = labels::coarse(track[i - 1]);
                 if c == labels::INTRON && p != labels::INTRON {
                     intron_from = exonic(p).then_some(i);
                 } else if c != labels::INTRON && p == labels::INTRON {
@@ -137,6 +151,13 @@ impl Counts {
                         self.intron_lengths.push(i - from);
                     }
                     intron_from = None;
+                }
+                if exonic(c) && !exonic(p) {
+                    exon_from = Some(i);
+                } else if !exonic(c) && exonic(p) {
+                    if let Some(from) = exon_from.take() {
+                        self.exon_lengths.push(i - from);
+                    }
                 }
             }
             let slot = if c == labels::CDS {
@@ -171,7 +192,7 @@ impl Counts {
                 }
             }
             if i > 0 {
-                let p = track[i - 1];
+                let p = labels::coarse(track[i - 1]);
                 // Donor: exon base at i-1, intron from i, GT at i.
                 if exonic(p) && c == labels::INTRON && b[i] == 2 && b.get(i + 1) == Some(&3) {
                     if let Some(w) = window(b, i, DONOR_BEFORE, DONOR_LEN) {
@@ -200,6 +221,12 @@ impl Counts {
         let min_intron = (n >= MIN_INTRONS_FOR_LENGTH).then(|| {
             let at = ((n - 1) as f64 * MIN_INTRON_QUANTILE).floor() as usize;
             self.intron_lengths[at]
+        });
+        self.exon_lengths.sort_unstable();
+        let ne = self.exon_lengths.len();
+        let min_exon = (ne >= MIN_INTRONS_FOR_LENGTH).then(|| {
+            let at = ((ne - 1) as f64 * MIN_INTRON_QUANTILE).floor() as usize;
+            self.exon_lengths[at]
         });
         let ctx_n = 1usize << (2 * self.order);
         let mut content = vec![0f32; self.content.len()];
@@ -249,6 +276,8 @@ impl Counts {
             sites: self.sites,
             min_intron,
             introns: n as u64,
+            min_exon,
+            exons: ne as u64,
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct DecoderSettings {
     pub gene_penalty: f64,
     /// Cost (nats) of opening an intron.
     pub intron_penalty: f64,
+    /// Weight of the network's codon positions (0 in files written before it, and for
+    /// networks without them).
+    #[serde(default)]
+    pub frame_weight: f64,
 }
 
 impl Default for DecoderSettings {
@@ -44,6 +48,7 @@ impl Default for DecoderSettings {
             site_weight: d.site_weight,
             gene_penalty: d.gene_penalty,
             intron_penalty: d.intron_penalty,
+            frame_weight: d.frame_weight,
         }
     }
 }
@@ -57,6 +62,7 @@ impl DecoderSettings {
         cfg.site_weight = self.site_weight;
         cfg.gene_penalty = self.gene_penalty;
         cfg.intron_penalty = self.intron_penalty;
+        cfg.frame_weight = self.frame_weight;
     }
 }
 
@@ -85,6 +91,7 @@ pub fn default_grid(with_signals: bool) -> Vec<DecoderSettings> {
                     site_weight,
                     gene_penalty,
                     intron_penalty,
+                    frame_weight: 0.0,
                 });
             }
         }
@@ -92,8 +99,34 @@ pub fn default_grid(with_signals: bool) -> Vec<DecoderSettings> {
     out
 }
 
+/// How many first-stage settings [`frame_grid`] extends in `train --task segment`.
+pub const FRAME_TOP: usize = 25;
+
+/// Frame weights tried by [`frame_grid`].
+pub const FRAME_WEIGHTS: [f64; 5] = [0.1, 0.25, 0.5, 1.0, 2.0];
+
+/// The second stage for a framed network: the `top` best distinct settings of `trials` (by
+/// objective; the network alone excluded), each with every weight of [`FRAME_WEIGHTS`].
+pub fn frame_grid(trials: &[Trial], top: usize) -> Vec<DecoderSettings> {
+    let mut order: Vec<&Trial> = trials
+        .iter()
+        .filter(|t| t.settings != DecoderSettings::default())
+        .collect();
+    order.sort_by(|a, b| b.objective.total_cmp(&a.objective));
+    let mut out = Vec::new();
+    for t in order.into_iter().take(top) {
+        for w in FRAME_WEIGHTS {
+            out.push(DecoderSettings {
+                frame_weight: w,
+                ..t.settings
+            });
+        }
+    }
+    out
+}
+
 /// One region to decode: bases and per-base probabilities of both tracks (row-major,
-/// `len × NUM_CLASSES`), at `offset` on sequence `seqid`.
+/// `len × k`, 6 classes or 8 framed), at `offset` on sequence `seqid`.
 pub struct Evidence {
     /// Sequence name (as in the reference).
     pub seqid: String,

@@ -35,12 +35,55 @@ pub const NUM_CLASSES: usize = 6;
 pub const CLASS_NAMES: [&str; NUM_CLASSES] =
     ["intergenic", "utr5", "cds", "intron", "utr3", "ncexon"];
 
+/// Framed tracks ([`LabelTracks::paint_frames`]): a CDS base at codon position 1 (in the
+/// transcript's direction). Codon position 0 keeps [`CDS`].
+pub const CDS1: u8 = 6;
+/// Framed tracks: a CDS base at codon position 2.
+pub const CDS2: u8 = 7;
+/// Number of framed classes: the six classes with CDS split by codon position.
+pub const NUM_FRAMED: usize = 8;
+/// Framed class names, indexed by class code.
+pub const FRAMED_NAMES: [&str; NUM_FRAMED] = [
+    "intergenic",
+    "utr5",
+    "cds",
+    "intron",
+    "utr3",
+    "ncexon",
+    "cds1",
+    "cds2",
+];
+
+/// The class of a framed code (`CDS1`/`CDS2` → `CDS`; others unchanged).
+pub fn coarse(class: u8) -> u8 {
+    match class {
+        CDS1 | CDS2 => CDS,
+        c => c,
+    }
+}
+
+/// The codon position (0, 1, 2) of a framed code, `None` for non-CDS codes.
+pub fn codon_position(class: u8) -> Option<usize> {
+    match class {
+        CDS => Some(0),
+        CDS1 => Some(1),
+        CDS2 => Some(2),
+        _ => None,
+    }
+}
+
+/// The framed code of a CDS base at codon position `pos` (taken modulo 3).
+pub fn framed_cds(pos: usize) -> u8 {
+    [CDS, CDS1, CDS2][pos % 3]
+}
+
 /// Precedence of each class code (higher wins): CDS > 5′UTR > 3′UTR > ncexon > intron > intergenic.
 const RANK: [u8; NUM_CLASSES] = [0, 4, 5, 1, 3, 2];
 
 /// Precedence of a class code (higher wins where features overlap); 0 for unknown codes.
+/// Framed CDS codes rank as CDS.
 pub fn precedence(class: u8) -> u8 {
-    RANK.get(usize::from(class)).copied().unwrap_or(0)
+    RANK.get(usize::from(coarse(class))).copied().unwrap_or(0)
 }
 
 /// Per-base class codes for both strands of one sequence.
@@ -125,6 +168,58 @@ impl LabelTracks {
         }
     }
 
+    /// Tracks from the representative transcripts with every CDS base given its codon
+    /// position ([`LabelTracks::paint_frames`]).
+    pub fn from_genes_framed<'a>(len: usize, genes: impl IntoIterator<Item = &'a Gene>) -> Self {
+        let genes: Vec<&Gene> = genes.into_iter().collect();
+        let mut t = LabelTracks::from_genes(len, genes.iter().copied());
+        for g in &genes {
+            if let Some(tx) = g.longest() {
+                t.paint_frames(tx);
+            }
+        }
+        t
+    }
+
+    /// Give the CDS bases of `t` their codon position in the transcript's direction
+    /// ([`CDS`], [`CDS1`], [`CDS2`]). Each CDS part starts at the position its GFF phase says
+    /// (phase `p`: the part's first `p` bases end the previous codon), or, without a phase, where
+    /// the CDS bases before it leave off. Only bases still plain [`CDS`] change, so where CDS of
+    /// two transcripts overlap the first one painted keeps its frame.
+    pub fn paint_frames(&mut self, t: &Transcript) {
+        let minus = t.strand.is_minus();
+        let track = if minus {
+            &mut self.minus
+        } else {
+            &mut self.plus
+        };
+        let mut parts: Vec<&gff::CdsPart> = t.cds.iter().collect();
+        if minus {
+            parts.reverse();
+        }
+        let mut done = 0usize;
+        for part in parts {
+            let n = part.iv.end.saturating_sub(part.iv.start);
+            let first = match part.phase {
+                Some(p) => (3 - usize::from(p) % 3) % 3,
+                None => done % 3,
+            };
+            for k in 0..n {
+                let pos = if minus {
+                    part.iv.end - 1 - k
+                } else {
+                    part.iv.start + k
+                };
+                if let Some(b) = track.get_mut(pos) {
+                    if *b == CDS {
+                        *b = framed_cds(first + k);
+                    }
+                }
+            }
+            done += n;
+        }
+    }
+
     /// Base counts per class: `[plus, minus]`, each indexed by class code.
     pub fn counts(&self) -> [[u64; NUM_CLASSES]; 2] {
         [count(&self.plus), count(&self.minus)]
@@ -147,7 +242,7 @@ fn paint(track: &mut [u8], iv: Interval, class: u8) {
 fn count(track: &[u8]) -> [u64; NUM_CLASSES] {
     let mut c = [0u64; NUM_CLASSES];
     for &b in track {
-        if let Some(x) = c.get_mut(usize::from(b)) {
+        if let Some(x) = c.get_mut(usize::from(coarse(b))) {
             *x += 1;
         }
     }

@@ -7,12 +7,16 @@
 //! 1. project to `width` channels (1×1 conv, GELU) → level 0;
 //! 2. down path: `levels` × [max-pool 2 → conv → GELU], keeping each level as a skip;
 //! 3. up path: per level, nearest upsampling ×2 → conv → GELU, plus the skip of that level;
-//! 4. nearest upsampling × `factor` to base resolution → conv, plus a base-resolution skip
-//!    computed from the ids (embedding → conv) → GELU → residual conv block → 1×1 output conv.
+//! 4. to base resolution: with `shuffle` (`--unet-config`, off by default), a conv at the backbone's
+//!    resolution to `width × factor` channels whose channel `c · factor + r` becomes channel `c`
+//!    at offset `r` of each block of `factor` bases (sub-pixel upsampling, so every offset has
+//!    its own weights and the codon position of each base can be told apart); without it,
+//!    nearest upsampling × `factor` → conv. Then a base-resolution skip computed from the ids
+//!    (embedding → conv) is added → GELU → residual conv block → 1×1 output conv.
 //!
-//! Upsampling is nearest-neighbour repetition followed by a convolution (candle's
-//! `conv_transpose1d` has no backward); odd lengths are fixed by repeating the last position or
-//! cropping. Every op is from [`crate::ops`], so gradients are exact (checked in f64 in
+//! No `conv_transpose1d` (candle's has no backward): the up path is nearest-neighbour repetition
+//! followed by a convolution, and the sub-pixel step a reshape and transpose; odd lengths are
+//! fixed by repeating the last position or cropping. Every op is from [`crate::ops`], so gradients are exact (checked in f64 in
 //! `tests/segment.rs`).
 
 use candle_core::{Module, Tensor};
@@ -37,6 +41,9 @@ pub struct UNetConfig {
     pub embedding_dim: usize,
     /// Kernel size of the base-resolution skip convolution (odd).
     pub skip_kernel: usize,
+    /// Sub-pixel upsampling to base resolution (default false: nearest).
+    #[serde(default)]
+    pub shuffle: bool,
 }
 
 impl Default for UNetConfig {
@@ -47,6 +54,7 @@ impl Default for UNetConfig {
             kernel_size: 5,
             embedding_dim: 8,
             skip_kernel: 11,
+            shuffle: false,
         }
     }
 }
@@ -132,7 +140,12 @@ impl UNetHead {
             proj,
             down,
             up,
-            lift: same_conv(vb.pp("lift"), w, w, k)?,
+            lift: same_conv(
+                vb.pp("lift"),
+                w,
+                if cfg.shuffle { w * factor } else { w },
+                k,
+            )?,
             embed: Embedding::new(vb.pp("embed"), vocab, cfg.embedding_dim)?,
             skip: same_conv(vb.pp("skip"), cfg.embedding_dim, w, cfg.skip_kernel)?,
             refine: same_conv(vb.pp("refine"), w, w, k)?,
@@ -168,8 +181,12 @@ impl UNetHead {
             let x = fit_len(&ops::upsample_nearest1d(&h, 2)?, s.dim(2)?)?;
             h = (ops::gelu_fused(&u.forward(&x)?)? + s)?;
         }
-        let x = fit_len(&ops::upsample_nearest1d(&h, self.factor)?, len)?;
-        let x = self.lift.forward(&x)?;
+        let x = if self.cfg.shuffle {
+            fit_len(&sub_pixel(&self.lift.forward(&h)?, self.factor)?, len)?
+        } else {
+            self.lift
+                .forward(&fit_len(&ops::upsample_nearest1d(&h, self.factor)?, len)?)?
+        };
         let bias = self.skip.bias().expect("skip conv has a bias");
         let e = ops::embed_conv1d(
             ids,
@@ -184,6 +201,25 @@ impl UNetHead {
         let y = self.out.forward(&h)?; // (B, outputs, L)
         Ok(y.transpose(1, 2)?.contiguous()?)
     }
+}
+
+/// Sub-pixel upsampling: `(B, C · f, L)` → `(B, C, L · f)`, channel `c · f + r` at position `j`
+/// going to channel `c` at position `j · f + r` (a reshape and a transpose, both with exact
+/// gradients).
+pub fn sub_pixel(x: &Tensor, f: usize) -> Result<Tensor> {
+    let (b, cf, l) = x.dims3()?;
+    if f == 0 || cf % f != 0 {
+        return Err(Error::input(format!(
+            "sub-pixel upsampling: {cf} channels do not split into groups of {f}"
+        )));
+    }
+    if f == 1 {
+        return Ok(x.clone());
+    }
+    Ok(x.reshape((b, cf / f, f, l))?
+        .transpose(2, 3)?
+        .contiguous()?
+        .reshape((b, cf / f, l * f))?)
 }
 
 /// Config of a segmentation model.

@@ -8,8 +8,10 @@
 //! in the loss).
 //!
 //! Outputs: the model predicts, for every base, one softmax over the classes of the plus-strand
-//! track and one over the minus-strand track (`2 × NUM_CLASSES` logits), both in forward
-//! coordinates. Reverse-complement augmentation reverses the sequence and swaps and reverses the
+//! track and one over the minus-strand track (`2 × num_classes` logits), both in forward
+//! coordinates. A framed model (`num_classes` = [`NUM_FRAMED`], the default of new runs) splits
+//! CDS by codon position in the gene's direction ([`LabelTracks::paint_frames`]); a model with
+//! [`NUM_CLASSES`] outputs (runs made before, or `--no-frame`) does not. Reverse-complement augmentation reverses the sequence and swaps and reverses the
 //! two tracks ([`crate::augment::reverse_complement`]); shift augmentation moves each window by
 //! up to `max_shift` bases inside its region, labels with it. The loss is cross-entropy over both
 //! tracks with inverse-frequency class weights (`max count / count`, capped at
@@ -36,7 +38,7 @@ use crate::augment::{self, StrandTracks};
 use crate::error::{Error, Result};
 use crate::io::fasta::Record;
 use crate::io::gff;
-use crate::io::labels::{LabelTracks, CLASS_NAMES, NUM_CLASSES};
+use crate::io::labels::{self, LabelTracks, CLASS_NAMES, NUM_CLASSES, NUM_FRAMED};
 use crate::models::{Ctx, ModelConfig, SegmentModel, SegmentModelConfig, UNetConfig, Weights};
 use crate::ops;
 use crate::seq::SeqPolicy;
@@ -167,7 +169,7 @@ pub struct GenomeData {
     pub reference: gff::Annotation,
 }
 
-/// Load `fasta` and `gff`, build label tracks and split into regions.
+/// Load `fasta` and `gff`, build label tracks (framed when `framed`) and split into regions.
 ///
 /// Errors: a GFF seqid that is not a FASTA record, a feature past its record's end, a
 /// `--holdout` name that is not a record, or no training bases left.
@@ -176,6 +178,7 @@ pub fn load_genome(
     gff_path: &str,
     holdout: &[String],
     valid_fraction: f64,
+    framed: bool,
 ) -> Result<GenomeData> {
     if !(0.0..0.5).contains(&valid_fraction) {
         return Err(Error::input(
@@ -224,7 +227,11 @@ pub fn load_genome(
                 ..g.clone()
             }));
         data.genes += genes.iter().filter(|g| !g.transcripts.is_empty()).count();
-        let t = LabelTracks::from_genes(r.seq.len(), genes);
+        let t = if framed {
+            LabelTracks::from_genes_framed(r.seq.len(), genes)
+        } else {
+            LabelTracks::from_genes(r.seq.len(), genes)
+        };
         let n = r.seq.len();
         if holdout.contains(&r.name) {
             data.test.push((i, 0, n));
@@ -256,18 +263,33 @@ pub fn load_genome(
     Ok(data)
 }
 
-/// Base counts per class over `regions`, both strands pooled.
+/// Base counts per class over `regions`, both strands pooled (framed CDS codes count as CDS).
 pub fn class_counts(data: &GenomeData, regions: &[(usize, usize, usize)]) -> [u64; NUM_CLASSES] {
     let mut c = [0u64; NUM_CLASSES];
     for &(r, s, e) in regions {
         let t = &data.records[r].tracks;
         for track in [&t.plus[s..e], &t.minus[s..e]] {
             for &b in track {
-                c[usize::from(b).min(NUM_CLASSES - 1)] += 1;
+                c[usize::from(labels::coarse(b)).min(NUM_CLASSES - 1)] += 1;
             }
         }
     }
     c
+}
+
+/// Loss weights by model class code: the class weights, extended to the framed codes (each
+/// codon position gets the CDS weight) when `num_classes` is [`NUM_FRAMED`].
+pub fn model_class_weights(weights: &[f64], num_classes: usize) -> Vec<f64> {
+    (0..num_classes)
+        .map(|c| {
+            let c = if num_classes == NUM_FRAMED {
+                labels::coarse(c as u8)
+            } else {
+                c as u8
+            };
+            weights.get(usize::from(c)).copied().unwrap_or(1.0)
+        })
+        .collect()
 }
 
 /// Inverse-frequency class weights: `max count / count`, capped at `cap` (≥ 1); absent classes
@@ -470,7 +492,7 @@ fn tile_probs(
 }
 
 /// Per-base class probabilities of `seq` for the plus and minus tracks, each row-major
-/// `(len, NUM_CLASSES)`, from overlapping tiles blended with linear ramps (rayon over tiles).
+/// `(len, num_classes)` of the model (6, or 8 for a framed model), from overlapping tiles blended with linear ramps (rayon over tiles).
 ///
 /// `progress` is called with the number of bases of each finished tile.
 pub fn predict_region(
@@ -522,13 +544,18 @@ pub fn predict_region(
     Ok((plus, minus))
 }
 
-/// Per-base confusion counts (both strands pooled), `[truth][predicted]`.
+/// Per-base confusion counts (both strands pooled), `[truth][predicted]`, over the six classes;
+/// framed predictions and labels are counted by their class, and their codon positions apart.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct BaseConfusion {
     /// Counts, `NUM_CLASSES × NUM_CLASSES`.
     pub counts: Vec<Vec<u64>>,
-    /// Summed negative log-likelihood of the true classes.
+    /// Summed negative log-likelihood of the true classes (of the model's classes).
     pub nll: f64,
+    /// Framed rows: CDS bases (by the labels) whose codon position was scored.
+    pub frame_bases: u64,
+    /// Framed rows: of those, the bases whose most probable codon position is the true one.
+    pub frame_correct: u64,
 }
 
 impl BaseConfusion {
@@ -536,22 +563,37 @@ impl BaseConfusion {
     pub fn new() -> Self {
         BaseConfusion {
             counts: vec![vec![0; NUM_CLASSES]; NUM_CLASSES],
-            nll: 0.0,
+            ..BaseConfusion::default()
         }
     }
 
-    /// Add one track's probabilities (row-major `(n, NUM_CLASSES)`) against its labels.
-    pub fn add(&mut self, probs: &[f32], labels: &[u8]) {
-        for (i, &y) in labels.iter().enumerate() {
-            let row = &probs[i * NUM_CLASSES..(i + 1) * NUM_CLASSES];
-            let pred = row
+    /// Add one track's probabilities (row-major `(n, k)`, `k` = 6 classes or 8 framed) against
+    /// its labels (framed codes with framed rows). Framed rows are summed to classes for the
+    /// confusion counts; the NLL is of the model's own class.
+    pub fn add(&mut self, probs: &[f32], track: &[u8], k: usize) {
+        let framed = k == NUM_FRAMED;
+        for (i, &y) in track.iter().enumerate() {
+            let row = &probs[i * k..(i + 1) * k];
+            let coarse = coarse_row(row);
+            let pred = coarse
                 .iter()
                 .enumerate()
                 .max_by(|a, b| a.1.total_cmp(b.1))
                 .map_or(0, |(c, _)| c);
-            let y = usize::from(y).min(NUM_CLASSES - 1);
-            self.counts[y][pred] += 1;
-            self.nll -= f64::from(row[y].max(1e-12)).ln();
+            let yc = usize::from(labels::coarse(y)).min(NUM_CLASSES - 1);
+            self.counts[yc][pred] += 1;
+            let own = if framed {
+                usize::from(y).min(k - 1)
+            } else {
+                yc
+            };
+            self.nll -= f64::from(row[own].max(1e-12)).ln();
+            if let (true, Some(pos)) = (framed, labels::codon_position(y)) {
+                let f = frame_row(row);
+                let best = (0..3).max_by(|&a, &b| f[a].total_cmp(&f[b])).unwrap_or(0);
+                self.frame_bases += 1;
+                self.frame_correct += u64::from(best == pos);
+            }
         }
     }
 
@@ -601,6 +643,8 @@ impl BaseConfusion {
             "macro_f1": f1s.iter().sum::<f64>() / f1s.len().max(1) as f64,
             "loss": self.nll / n as f64,
             "per_class": per,
+            "frame_accuracy": (self.frame_bases > 0)
+                .then(|| self.frame_correct as f64 / self.frame_bases as f64),
         })
     }
 
@@ -624,10 +668,41 @@ pub fn evaluate(
     for &(r, s, e) in regions {
         let rec = &data.records[r];
         let (p, m) = predict_region(model, tok, &rec.seq[s..e], opts, &|_| {})?;
-        conf.add(&p, &rec.tracks.plus[s..e]);
-        conf.add(&m, &rec.tracks.minus[s..e]);
+        let k = model.config.num_classes;
+        conf.add(&p, &rec.tracks.plus[s..e], k);
+        conf.add(&m, &rec.tracks.minus[s..e], k);
     }
     Ok(conf)
+}
+
+/// The six class probabilities of a row of 6 classes or 8 framed ones (codon positions summed
+/// into CDS).
+pub fn coarse_row(row: &[f32]) -> [f32; NUM_CLASSES] {
+    let mut c = [0f32; NUM_CLASSES];
+    c.copy_from_slice(&row[..NUM_CLASSES]);
+    if row.len() >= NUM_FRAMED {
+        c[usize::from(labels::CDS)] +=
+            row[usize::from(labels::CDS1)] + row[usize::from(labels::CDS2)];
+    }
+    c
+}
+
+/// The probabilities of codon positions 0, 1, 2 in a framed row (CDS, CDS1, CDS2; not
+/// normalised).
+pub fn frame_row(row: &[f32]) -> [f32; 3] {
+    [
+        row[usize::from(labels::CDS)],
+        row[usize::from(labels::CDS1)],
+        row[usize::from(labels::CDS2)],
+    ]
+}
+
+/// Rows of `k` values (6 classes or 8 framed) → rows of the six classes.
+pub fn coarse_rows(probs: &[f32], k: usize) -> Vec<f32> {
+    if k == NUM_CLASSES {
+        return probs.to_vec();
+    }
+    probs.chunks_exact(k).flat_map(coarse_row).collect()
 }
 
 /// Build a fresh segmentation model with weights initialised from `seed`.
@@ -696,7 +771,7 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
         weights: &weights,
     };
     let bar = step::progress_bar(job.progress, total_steps, st.step)?;
-    let weights_c = &spec.class_weights;
+    let weights_c = &model_class_weights(&spec.class_weights, job.config.model.num_classes);
     let started = Instant::now();
     let mut bases = Throughput::default();
     while !st.finished && st.epoch < o.epochs as u64 {
@@ -776,14 +851,19 @@ pub fn train(job: &SegmentJob) -> Result<(SegmentModel, Weights, RunState)> {
         let f1 = |c: &str| rep["per_class"][c]["f1"].as_f64().unwrap_or(0.0);
         bar.println(format!(
             "epoch {}: train loss {train_loss:.4}, valid loss {vloss:.4}, per-base F1 cds {:.4} \
-             intron {:.4} intergenic {:.4} utr5 {:.4} utr3 {:.4}, macro {:.4}",
+             intron {:.4} intergenic {:.4} utr5 {:.4} utr3 {:.4}, macro {:.4}{}",
             st.epoch,
             f1("cds"),
             f1("intron"),
             f1("intergenic"),
             f1("utr5"),
             f1("utr3"),
-            rep["macro_f1"].as_f64().unwrap_or(0.0)
+            rep["macro_f1"].as_f64().unwrap_or(0.0),
+            rep["frame_accuracy"]
+                .as_f64()
+                .map_or(String::new(), |a| format!(
+                    ", codon position accuracy {a:.4}"
+                ))
         ));
         checkpoint.save(&mut st, &opt, &mut log)?;
     }
@@ -859,6 +939,14 @@ pub fn load_run(dir: &Path) -> Result<LoadedSegmentRun> {
         )));
     }
     check_per_base(tokenizer.as_ref())?;
+    let k = config.model.num_classes;
+    if k != NUM_CLASSES && k != NUM_FRAMED {
+        return Err(Error::input(format!(
+            "{}: the model predicts {k} classes per strand; segment models predict {NUM_CLASSES} \
+             (or {NUM_FRAMED} with codon positions)",
+            dir.display()
+        )));
+    }
     let weights = Weights::new();
     let (p, b) = weights.builders(0, DType::F32, &Device::Cpu);
     let model = SegmentModel::new(&config.model_config(), p, b)?;
