@@ -59,15 +59,24 @@ struct Perfect {
     secs: f64,
 }
 
-/// Decode label tracks painted from the reference (probability 1 on the true class).
-fn decode_perfect(fa: &Path, gff: &Path, cfg: &DecodeConfig) -> Perfect {
+/// The FASTA records of `fa` and the genes of `gff` grouped by record index.
+fn genes_by_record(
+    fa: &Path,
+    gff: &Path,
+) -> (Vec<genolm::io::fasta::Record>, HashMap<usize, Vec<Gene>>) {
     let recs = read_records(fa.to_str().unwrap(), SeqPolicy::default()).unwrap();
     let ann = gff::read(gff.to_str().unwrap()).unwrap();
     let idx = ann.resolve_records(fa.to_str().unwrap(), &recs).unwrap();
-    let mut by_rec: HashMap<usize, Vec<&Gene>> = HashMap::new();
-    for g in &ann.genes {
+    let mut by_rec: HashMap<usize, Vec<Gene>> = HashMap::new();
+    for g in ann.genes {
         by_rec.entry(idx[&g.seqid]).or_default().push(g);
     }
+    (recs, by_rec)
+}
+
+/// Decode label tracks painted from the reference (probability 1 on the true class).
+fn decode_perfect(fa: &Path, gff: &Path, cfg: &DecodeConfig) -> Perfect {
+    let (recs, mut by_rec) = genes_by_record(fa, gff);
     let mut r = Perfect {
         decoded: Vec::new(),
         regions: Vec::new(),
@@ -80,7 +89,7 @@ fn decode_perfect(fa: &Path, gff: &Path, cfg: &DecodeConfig) -> Perfect {
     for (i, rec) in recs.iter().enumerate() {
         r.regions.push((rec.name.clone(), rec.seq.len()));
         let genes = by_rec.remove(&i).unwrap_or_default();
-        let t = LabelTracks::from_genes(rec.seq.len(), genes);
+        let t = LabelTracks::from_genes(rec.seq.len(), &genes);
         let (pp, pm) = (one_hot(&t.plus), one_hot(&t.minus));
         let t0 = Instant::now();
         let out = decode(&rec.name, 0, &rec.seq, &pp, &pm, cfg).unwrap();
@@ -460,21 +469,15 @@ fn framed_tracks_put_real_codons_in_frame() {
     let Some((fa, gff)) = athaliana() else {
         return;
     };
-    let recs = read_records(fa.to_str().unwrap(), SeqPolicy::default()).unwrap();
-    let ann = gff::read(gff.to_str().unwrap()).unwrap();
-    let idx = ann.resolve_records(fa.to_str().unwrap(), &recs).unwrap();
-    let mut by_rec: HashMap<usize, Vec<&Gene>> = HashMap::new();
-    for g in &ann.genes {
-        by_rec.entry(idx[&g.seqid]).or_default().push(g);
-    }
+    let (recs, mut by_rec) = genes_by_record(&fa, &gff);
     // [frame shift][stop codons, codons]
     let mut stops = [[0u64; 2]; 3];
     let mut starts = 0u64;
     let mut cds_runs = 0u64;
     for (i, rec) in recs.iter().enumerate() {
         let genes = by_rec.remove(&i).unwrap_or_default();
-        let t = LabelTracks::from_genes_framed(rec.seq.len(), genes.iter().copied());
-        let coarse = LabelTracks::from_genes(rec.seq.len(), genes.iter().copied());
+        let t = LabelTracks::from_genes_framed(rec.seq.len(), &genes);
+        let coarse = LabelTracks::from_genes(rec.seq.len(), &genes);
         for (plus, track) in [(true, &t.plus), (false, &t.minus)] {
             let (seq, track): (Vec<u8>, Vec<u8>) = if plus {
                 (rec.seq.to_ascii_uppercase(), track.clone())

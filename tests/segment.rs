@@ -68,6 +68,16 @@ fn synthetic_genome() -> GenomeData {
     }
 }
 
+/// The one 100-base window of the synthetic genome's record.
+fn whole_record() -> Example {
+    Example {
+        record: 0,
+        lo: 0,
+        hi: 100,
+        start: 0,
+    }
+}
+
 #[test]
 fn labels_follow_the_gene_models_and_flip_with_the_reverse_complement() {
     let data = synthetic_genome();
@@ -85,12 +95,7 @@ fn labels_follow_the_gene_models_and_flip_with_the_reverse_complement() {
     assert_eq!(t.minus[80], CDS);
     assert_eq!(t.plus[80], INTERGENIC);
 
-    let ex = Example {
-        record: 0,
-        lo: 0,
-        hi: 100,
-        start: 0,
-    };
+    let ex = whole_record();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let (s, f) = segment::example_window(&data, &ex, 100, 0, false, &mut rng);
     let (rs, r) = segment::example_window(&data, &ex, 100, 0, true, &mut rng);
@@ -943,12 +948,7 @@ fn framed_labels_give_codon_positions_that_survive_the_reverse_complement() {
         plus: t.plus.clone(),
         minus: t.minus.clone(),
     };
-    let ex = Example {
-        record: 0,
-        lo: 0,
-        hi: 100,
-        start: 0,
-    };
+    let ex = whole_record();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let (_, r) = segment::example_window(&data, &ex, 100, 0, true, &mut rng);
     let m = genolm::io::gff::parse_str(&mirrored(&phased, 100), "m.gff3").unwrap();
