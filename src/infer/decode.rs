@@ -50,6 +50,7 @@ use crate::infer::signals::{code, Signals, CONTENT_SLOTS, SLOT_INTRON, SLOT_OTHE
 use crate::io::gff::{CdsPart, Gene, Interval, Strand, Transcript};
 use crate::io::gffwrite::fill_phases;
 use crate::io::labels::{self, NUM_CLASSES, NUM_FRAMED};
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Genome kind: prokaryotes have no introns.
@@ -404,11 +405,12 @@ fn decode_strand<'a, F>(
 ) where
     F: Fn(usize) -> &'a [f32],
 {
+    let n = b.len();
+    let mut path = viterbi(b, &row, cfg, None, 0..n);
     let mut forbid: Option<Vec<bool>> = None;
     for round in 0..=MAX_EXON_REPAIRS {
-        let path = viterbi(b, &row, cfg, forbid.as_deref());
         let mut genes = Vec::new();
-        let short = genes_from_path(&path, &row, seqid, offset, b.len(), strand, cfg, &mut genes);
+        let short = genes_from_path(&path, &row, seqid, offset, n, strand, cfg, &mut genes);
         if short.is_empty() || round == MAX_EXON_REPAIRS {
             out.extend(genes);
             return;
@@ -417,12 +419,55 @@ fn decode_strand<'a, F>(
         // to `min_exon - 1` bases either side (no more than an intron's minimum, so the exons
         // beyond its flanking introns stay free).
         let pad = cfg.min_exon.min(cfg.min_intron).saturating_sub(1);
-        let f = forbid.get_or_insert_with(|| vec![false; b.len()]);
+        let f = forbid.get_or_insert_with(|| vec![false; n]);
+        let mut regions: Vec<Range<usize>> = Vec::with_capacity(short.len());
         for (x, y) in short {
-            let (x, y) = (x.saturating_sub(pad), (y + pad).min(b.len()));
+            regions.push(repair_region(&path, x));
+            let (x, y) = (x.saturating_sub(pad), (y + pad).min(n));
             f[x..y].fill(true);
         }
+        // Only the genes with a short exon are decoded again, each between the midpoints of
+        // the intergenic runs on either side, with the path pinned to intergenic at both ends.
+        regions.sort_by_key(|r| (r.start, r.end));
+        let mut merged: Vec<Range<usize>> = Vec::with_capacity(regions.len());
+        for r in regions {
+            match merged.last_mut() {
+                Some(m) if r.start < m.end => m.end = m.end.max(r.end),
+                _ => merged.push(r),
+            }
+        }
+        for r in merged {
+            let sub = viterbi(b, &row, cfg, Some(f), r.clone());
+            path[r].copy_from_slice(&sub);
+        }
     }
+}
+
+/// The bases to decode again for the gene of the path that holds base `x`: from the midpoint
+/// of the intergenic run before it to the midpoint of the one after it (or the strand's ends),
+/// so that both ends of the region are intergenic on the current path.
+fn repair_region(path: &[u8], x: usize) -> Range<usize> {
+    let n = path.len();
+    let ig = |i: usize| usize::from(path[i]) == IG;
+    let mut a = x;
+    while a > 0 && !ig(a - 1) {
+        a -= 1;
+    }
+    let mut g0 = a;
+    while g0 > 0 && ig(g0 - 1) {
+        g0 -= 1;
+    }
+    let lo = if g0 == 0 { 0 } else { (g0 + a) / 2 };
+    let mut e = x;
+    while e < n && !ig(e) {
+        e += 1;
+    }
+    let mut g1 = e;
+    while g1 < n && ig(g1) {
+        g1 += 1;
+    }
+    let hi = if g1 == n { n } else { (e + g1).div_ceil(2) };
+    lo..hi
 }
 
 /// Emission log-probabilities of the five slots at one base.
@@ -441,17 +486,27 @@ fn emissions(p: &[f32], floor: f32) -> [f64; 5] {
     ]
 }
 
-/// Best state path (one state per base) on one strand, 5′→3′.
+/// Best state path (one state per base) on one strand, 5′→3′, over the bases `span` of `b`.
 ///
-/// `forbid`: bases where no exonic state may be (the repair of short exons).
-fn viterbi<'a, F>(b: &[u8], row: F, cfg: &DecodeConfig, forbid: Option<&[bool]>) -> Vec<u8>
+/// `forbid`: bases where no exonic state may be (the repair of short exons). A span that does
+/// not start at 0 starts in the intergenic state, and one that ends before `b` does ends in it,
+/// so that the returned path can replace that part of a whole-strand path. Bases outside the
+/// span are read only as context (codons, splice sites, signal windows).
+fn viterbi<'a, F>(
+    b: &[u8],
+    row: F,
+    cfg: &DecodeConfig,
+    forbid: Option<&[bool]>,
+    span: Range<usize>,
+) -> Vec<u8>
 where
     F: Fn(usize) -> &'a [f32],
 {
-    let n = b.len();
-    if n == 0 {
+    let (lo, hi) = (span.start, span.end.min(b.len()));
+    if lo >= hi {
         return Vec::new();
     }
+    let n = hi - lo;
     let euk = cfg.mode == Mode::Eukaryote;
     let l = cfg.min_intron.max(4);
     // UTR-only exons: entered by a jump over their first `mu` bases (1: a plain step).
@@ -493,7 +548,7 @@ where
     // Ring of past score vectors, for the jumps from positions i-L and i-mu.
     let ring = l.max(mu) + 1;
     let mut hist = vec![[neg; NUM_STATES]; ring];
-    let mut v = state_emissions(row(0), b, 0, cfg);
+    let mut v = state_emissions(row(lo), b, lo, cfg);
     if euk {
         pre.push(0.0);
         pre.push(v[I0]);
@@ -501,7 +556,7 @@ where
     pre5.extend([0.0, v[U5]]);
     pre3.extend([0.0, v[U3]]);
     {
-        if !start_codon(0) {
+        if !start_codon(lo) {
             v[S0] = neg;
         }
         if !euk {
@@ -509,24 +564,33 @@ where
                 v[s] = neg;
             }
         }
-        if forbid.is_some_and(|f| f[0]) {
+        if forbid.is_some_and(|f| f[lo]) {
             for (s, x) in v.iter_mut().enumerate() {
                 if s != IG && !is_intron(s) {
                     *x = neg;
                 }
             }
         }
-        hist[0] = v;
+        if lo > 0 {
+            for (s, x) in v.iter_mut().enumerate() {
+                if s != IG {
+                    *x = neg;
+                }
+            }
+        }
+        hist[lo % ring] = v;
     }
-    for i in 1..n {
+    for i in lo + 1..hi {
+        // `k`: the base's index within the span (prefix sums and back-pointers are local).
+        let k = i - lo;
         let e = state_emissions(row(i), b, i, cfg);
         if euk {
-            pre.push(pre[i] + e[I0]);
+            pre.push(pre[k] + e[I0]);
         }
-        pre5.push(pre5[i] + e[U5]);
-        pre3.push(pre3[i] + e[U3]);
+        pre5.push(pre5[k] + e[U5]);
+        pre3.push(pre3[k] + e[U3]);
         let mut nv = [neg; NUM_STATES];
-        let bpi = &mut bp[i * NUM_STATES..(i + 1) * NUM_STATES];
+        let bpi = &mut bp[k * NUM_STATES..(k + 1) * NUM_STATES];
         macro_rules! best {
             ($to:expr, $( ($from:expr, $score:expr, $ok:expr) ),+ ) => {{
                 let mut m = neg;
@@ -558,14 +622,14 @@ where
         );
         // Into a UTR-only exon: from the state at u = i - mu, the exon's bases u+1..=i (the
         // emission sums exclude base i, which `best!` adds).
-        let (hu, span5, span3, acc_u) = if i >= mu {
+        let (hu, span5, span3, acc_u) = if k >= mu {
             let u = i - mu;
             let (s5, s3) = if mu == 1 {
                 (0.0, 0.0) // a plain step (exactly, without prefix-sum rounding)
             } else {
                 (
-                    pre5[i + 1] - pre5[u + 1] - e[U5],
-                    pre3[i + 1] - pre3[u + 1] - e[U3],
+                    pre5[k + 1] - pre5[k + 1 - mu] - e[U5],
+                    pre3[k + 1] - pre3[k + 1 - mu] - e[U3],
                 )
             };
             (&hist[u % ring], s5, s3, acc_at(u + 1))
@@ -586,7 +650,7 @@ where
         );
         best!(
             U5X,
-            (IG, hu[IG] - gp + span5, i >= mu),
+            (IG, hu[IG] - gp + span5, k >= mu),
             (U5X, v[U5X], true),
             (U5I, hu[U5I] + span5 + abu, acc_u)
         );
@@ -635,12 +699,12 @@ where
         );
         if euk {
             // Introns: stay, or jump in from the exon state at e = i - L (donor at e + 1).
-            let jump = i >= l && donor(i + 1 - l);
+            let jump = k >= l && donor(i + 1 - l);
             let (h, span, be, bem1) = if jump {
                 let e0 = i - l;
                 (
                     &hist[e0 % ring],
-                    pre[i + 1] - pre[e0 + 1] - e[I0] - ip + donor_bonus(e0 + 1),
+                    pre[k + 1] - pre[k + 1 - l] - e[I0] - ip + donor_bonus(e0 + 1),
                     b[e0],
                     at_back(e0, 1),
                 )
@@ -702,10 +766,14 @@ where
         v = nv;
         hist[i % ring] = v;
     }
-    // Traceback.
-    let mut s = (0..NUM_STATES)
-        .max_by(|&x, &y| v[x].total_cmp(&v[y]).then(y.cmp(&x)))
-        .unwrap_or(IG);
+    // Traceback (`i` is local to the span from here on).
+    let mut s = if hi < b.len() {
+        IG
+    } else {
+        (0..NUM_STATES)
+            .max_by(|&x, &y| v[x].total_cmp(&v[y]).then(y.cmp(&x)))
+            .unwrap_or(IG)
+    };
     let mut path = vec![IG as u8; n];
     let mut i = n - 1;
     loop {
@@ -862,4 +930,91 @@ where
         });
     }
     short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic stream of numbers in [0, 1) (xorshift64*).
+    struct Stream(u64);
+    impl Stream {
+        fn next(&mut self) -> f64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// Random bases and blocky random class probabilities that decode to several genes.
+    fn case(seed: u64, n: usize) -> (Vec<u8>, Vec<f32>) {
+        let mut r = Stream(seed | 1);
+        let b: Vec<u8> = (0..n).map(|_| (r.next() * 4.0) as u8).collect();
+        let mut p = vec![0f32; n * NUM_CLASSES];
+        let mut i = 0;
+        while i < n {
+            let run = (20 + (r.next() * 300.0) as usize).min(n - i);
+            let c = (r.next() * NUM_CLASSES as f64) as usize;
+            for k in i..i + run {
+                let row = &mut p[k * NUM_CLASSES..(k + 1) * NUM_CLASSES];
+                for (x, v) in row.iter_mut().enumerate() {
+                    *v = 0.02 + 0.1 * r.next() as f32 + if x == c { 0.6 } else { 0.0 };
+                }
+            }
+            i += run;
+        }
+        (b, p)
+    }
+
+    /// The repair decodes spans pinned to intergenic at both ends. By optimal substructure, a
+    /// span whose ends are intergenic on the whole-strand path must decode to exactly that part
+    /// of it; a wrong offset in the span's prefix sums, jumps or back-pointers breaks this.
+    #[test]
+    fn a_pinned_span_decodes_to_that_part_of_the_whole_path() {
+        let mut spans = 0;
+        for seed in [3u64, 17, 29] {
+            let n = 8_000;
+            let (b, p) = case(seed, n);
+            let row = |i: usize| &p[i * NUM_CLASSES..(i + 1) * NUM_CLASSES];
+            let cfg = DecodeConfig {
+                min_intron: 30,
+                min_exon: 12,
+                ..DecodeConfig::default()
+            };
+            let path = viterbi(&b, row, &cfg, None, 0..n);
+            assert_eq!(path.len(), n);
+            let ig: Vec<usize> = (0..n).filter(|&i| usize::from(path[i]) == IG).collect();
+            let mut r = Stream(seed * 7 + 1);
+            for _ in 0..12 {
+                let x = ig[(r.next() * ig.len() as f64) as usize];
+                let y = ig[(r.next() * ig.len() as f64) as usize];
+                let (lo, hi) = (x.min(y), x.max(y) + 1);
+                if !path[lo..hi].iter().any(|&s| usize::from(s) == I0) {
+                    continue; // only spans holding a spliced gene say something
+                }
+                spans += 1;
+                let sub = viterbi(&b, row, &cfg, None, lo..hi);
+                assert_eq!(sub, path[lo..hi], "seed {seed}, span {lo}..{hi}");
+            }
+            // A span starting at 0 or ending at the strand's end is free at that end.
+            let first = ig[ig.len() / 2];
+            assert_eq!(viterbi(&b, row, &cfg, None, 0..first + 1), path[..=first]);
+            assert_eq!(viterbi(&b, row, &cfg, None, first..n), path[first..]);
+        }
+        assert!(spans >= 10, "only {spans} spans held a spliced gene");
+    }
+
+    /// The region decoded again for a gene reaches halfway into the intergenic runs around it.
+    #[test]
+    fn repair_regions_end_halfway_into_the_flanking_intergenic_runs() {
+        let g = IG as u8;
+        let c = C0 as u8;
+        // IG x4, gene x3, IG x5, gene x2, IG x1
+        let path = [g, g, g, g, c, c, c, g, g, g, g, g, c, c, g];
+        assert_eq!(repair_region(&path, 5), 0..10);
+        assert_eq!(repair_region(&path, 12), 9..15);
+        let all = [c, c, c];
+        assert_eq!(repair_region(&all, 1), 0..3);
+    }
 }
