@@ -422,12 +422,13 @@ fn decode_strand<'a, F>(
         let f = forbid.get_or_insert_with(|| vec![false; n]);
         let mut regions: Vec<Range<usize>> = Vec::with_capacity(short.len());
         for (x, y) in short {
-            regions.push(repair_region(&path, x));
+            regions.push(repair_region(&path, x, REPAIR_REACH));
             let (x, y) = (x.saturating_sub(pad), (y + pad).min(n));
             f[x..y].fill(true);
         }
-        // Only the genes with a short exon are decoded again, each between the midpoints of
-        // the intergenic runs on either side, with the path pinned to intergenic at both ends.
+        // Only the genes with a short exon (and [`REPAIR_REACH`] neighbours either side) are
+        // decoded again, between the midpoints of the intergenic runs around them, with the
+        // path pinned to intergenic at both ends.
         regions.sort_by_key(|r| (r.start, r.end));
         let mut merged: Vec<Range<usize>> = Vec::with_capacity(regions.len());
         for r in regions {
@@ -443,10 +444,13 @@ fn decode_strand<'a, F>(
     }
 }
 
-/// The bases to decode again for the gene of the path that holds base `x`: from the midpoint
-/// of the intergenic run before it to the midpoint of the one after it (or the strand's ends),
-/// so that both ends of the region are intergenic on the current path.
-fn repair_region(path: &[u8], x: usize) -> Range<usize> {
+/// Genes on either side of a repaired gene that are decoded again with it.
+pub const REPAIR_REACH: usize = 1;
+
+/// The bases to decode again for the gene of the path that holds base `x` and `reach` genes
+/// on either side: from the midpoint of the intergenic run before them to the midpoint of the
+/// one after them (or the strand's ends), so that both ends are intergenic on the current path.
+fn repair_region(path: &[u8], x: usize, reach: usize) -> Range<usize> {
     let n = path.len();
     let ig = |i: usize| usize::from(path[i]) == IG;
     let mut a = x;
@@ -457,6 +461,19 @@ fn repair_region(path: &[u8], x: usize) -> Range<usize> {
     while g0 > 0 && ig(g0 - 1) {
         g0 -= 1;
     }
+    for _ in 0..reach {
+        if g0 == 0 {
+            break;
+        }
+        a = g0;
+        while a > 0 && !ig(a - 1) {
+            a -= 1;
+        }
+        g0 = a;
+        while g0 > 0 && ig(g0 - 1) {
+            g0 -= 1;
+        }
+    }
     let lo = if g0 == 0 { 0 } else { (g0 + a) / 2 };
     let mut e = x;
     while e < n && !ig(e) {
@@ -465,6 +482,19 @@ fn repair_region(path: &[u8], x: usize) -> Range<usize> {
     let mut g1 = e;
     while g1 < n && ig(g1) {
         g1 += 1;
+    }
+    for _ in 0..reach {
+        if g1 == n {
+            break;
+        }
+        e = g1;
+        while e < n && !ig(e) {
+            e += 1;
+        }
+        g1 = e;
+        while g1 < n && ig(g1) {
+            g1 += 1;
+        }
     }
     let hi = if g1 == n { n } else { (e + g1).div_ceil(2) };
     lo..hi
@@ -1012,9 +1042,16 @@ mod tests {
         let c = C0 as u8;
         // IG x4, gene x3, IG x5, gene x2, IG x1
         let path = [g, g, g, g, c, c, c, g, g, g, g, g, c, c, g];
-        assert_eq!(repair_region(&path, 5), 0..10);
-        assert_eq!(repair_region(&path, 12), 9..15);
+        assert_eq!(repair_region(&path, 5, 0), 0..10);
+        assert_eq!(repair_region(&path, 12, 0), 9..15);
         let all = [c, c, c];
-        assert_eq!(repair_region(&all, 1), 0..3);
+        assert_eq!(repair_region(&all, 1, 0), 0..3);
+        // With one gene of reach either side: both genes, and the strand's ends.
+        assert_eq!(repair_region(&path, 5, 1), 0..15);
+        // IG x3, gene x2, IG x4, gene x1, IG x2, gene x2, IG x6
+        let three = [g, g, g, c, c, g, g, g, g, c, g, g, c, c, g, g, g, g, g, g];
+        assert_eq!(repair_region(&three, 9, 0), 7..11);
+        assert_eq!(repair_region(&three, 9, 1), 0..20);
+        assert_eq!(repair_region(&three, 3, 1), 0..11);
     }
 }
