@@ -453,15 +453,10 @@ pub const REPAIR_REACH: usize = 1;
 fn repair_region(path: &[u8], x: usize, reach: usize) -> Range<usize> {
     let n = path.len();
     let ig = |i: usize| usize::from(path[i]) == IG;
-    let mut a = x;
-    while a > 0 && !ig(a - 1) {
-        a -= 1;
-    }
-    let mut g0 = a;
-    while g0 > 0 && ig(g0 - 1) {
-        g0 -= 1;
-    }
-    for _ in 0..reach {
+    // Leftwards, once per gene (x's own, then `reach` more): `a` its first base, `g0` the
+    // first base of the intergenic run before it. Base x is genic, so the walk starts on it.
+    let (mut a, mut g0) = (x + 1, x + 1);
+    for _ in 0..=reach {
         if g0 == 0 {
             break;
         }
@@ -475,15 +470,9 @@ fn repair_region(path: &[u8], x: usize, reach: usize) -> Range<usize> {
         }
     }
     let lo = if g0 == 0 { 0 } else { (g0 + a) / 2 };
-    let mut e = x;
-    while e < n && !ig(e) {
-        e += 1;
-    }
-    let mut g1 = e;
-    while g1 < n && ig(g1) {
-        g1 += 1;
-    }
-    for _ in 0..reach {
+    // Rightwards the same: `e` one past a gene, `g1` one past the intergenic run after it.
+    let (mut e, mut g1) = (x, x);
+    for _ in 0..=reach {
         if g1 == n {
             break;
         }
@@ -965,31 +954,22 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A deterministic stream of numbers in [0, 1) (xorshift64*).
-    struct Stream(u64);
-    impl Stream {
-        fn next(&mut self) -> f64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
-        }
-    }
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
 
     /// Random bases and blocky random class probabilities that decode to several genes.
     fn case(seed: u64, n: usize) -> (Vec<u8>, Vec<f32>) {
-        let mut r = Stream(seed | 1);
-        let b: Vec<u8> = (0..n).map(|_| (r.next() * 4.0) as u8).collect();
+        let mut r = ChaCha8Rng::seed_from_u64(seed);
+        let b: Vec<u8> = (0..n).map(|_| r.random_range(0..4u8)).collect();
         let mut p = vec![0f32; n * NUM_CLASSES];
         let mut i = 0;
         while i < n {
-            let run = (20 + (r.next() * 300.0) as usize).min(n - i);
-            let c = (r.next() * NUM_CLASSES as f64) as usize;
+            let run = r.random_range(20..320usize).min(n - i);
+            let c = r.random_range(0..NUM_CLASSES);
             for k in i..i + run {
                 let row = &mut p[k * NUM_CLASSES..(k + 1) * NUM_CLASSES];
                 for (x, v) in row.iter_mut().enumerate() {
-                    *v = 0.02 + 0.1 * r.next() as f32 + if x == c { 0.6 } else { 0.0 };
+                    *v = 0.02 + 0.1 * r.random::<f32>() + if x == c { 0.6 } else { 0.0 };
                 }
             }
             i += run;
@@ -1015,10 +995,10 @@ mod tests {
             let path = viterbi(&b, row, &cfg, None, 0..n);
             assert_eq!(path.len(), n);
             let ig: Vec<usize> = (0..n).filter(|&i| usize::from(path[i]) == IG).collect();
-            let mut r = Stream(seed * 7 + 1);
+            let mut r = ChaCha8Rng::seed_from_u64(seed * 7 + 1);
             for _ in 0..12 {
-                let x = ig[(r.next() * ig.len() as f64) as usize];
-                let y = ig[(r.next() * ig.len() as f64) as usize];
+                let x = ig[r.random_range(0..ig.len())];
+                let y = ig[r.random_range(0..ig.len())];
                 let (lo, hi) = (x.min(y), x.max(y) + 1);
                 if !path[lo..hi].iter().any(|&s| usize::from(s) == I0) {
                     continue; // only spans holding a spliced gene say something
