@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use genolm::infer::decode::{decode, DecodeConfig};
-use genolm::infer::evaluate::{evaluate, evaluate_files, Counts, Region, Report};
+use genolm::infer::evaluate::{coding_view, evaluate, evaluate_files, Counts, Region, Report};
 use genolm::io::fasta::read_records;
 use genolm::io::gff::{self, Annotation, Gene, Interval};
 use genolm::io::gffwrite::{fill_phases, write_gff3};
@@ -149,7 +149,7 @@ fn perfect_probabilities_recover_reference_cds() {
     write(&pred, &regions, &genes, Some(&scores));
     let back = gff::read(pred.to_str().unwrap()).unwrap();
     assert_eq!(back.genes.len(), genes.len());
-    let rep = evaluate_files(pred.to_str().unwrap(), gff.to_str().unwrap(), None).unwrap();
+    let rep = evaluate_files(pred.to_str().unwrap(), gff.to_str().unwrap(), None, false).unwrap();
     let base = rep.total("base", "cds").unwrap();
     eprintln!("eval-annotation decoded vs reference:\n{}", rep.table());
     assert!(base.sn() > 0.85, "{base:?}");
@@ -255,6 +255,7 @@ fn check_against_gt(rep: &Report, gt: &HashMap<String, (u64, u64)>) -> usize {
         ("exon", "all", "exon", "mRNA level, all"),
         ("exon", "cds", "exon", "CDS level, all"),
         ("exon", "unique", "exon", "mRNA level, all, collapsed"),
+        ("exon", "cds_unique", "exon", "CDS level, all, collapsed"),
         ("base", "exon", "nucleotide", "mRNA level"),
         ("base", "cds", "nucleotide", "CDS level"),
     ];
@@ -293,14 +294,14 @@ fn eval_annotation_agrees_with_gt_eval() {
     let pred_genes = perturb(&ann.genes);
     write(&pp, &regions, &pred_genes, None);
     let (rs, ps) = (rp.to_str().unwrap(), pp.to_str().unwrap());
-    let rep = evaluate_files(ps, rs, None).unwrap();
+    let rep = evaluate_files(ps, rs, None, false).unwrap();
     eprintln!("perturbed vs reference:\n{}", rep.table());
     let g = rep.total("gene", "all").unwrap();
     assert!(g.fn_ > 0 && g.tp > 0 && g.sn() < 1.0);
     let e = rep.total("exon", "all").unwrap();
     assert!(e.fp > 0 && e.fn_ > 0);
     // Identical files score 1 everywhere.
-    let same = evaluate_files(rs, rs, None).unwrap();
+    let same = evaluate_files(rs, rs, None, false).unwrap();
     for ((l, f), c) in &same.counts {
         for s in c {
             assert_eq!((s.fp, s.fn_), (0, 0), "{l}.{f}");
@@ -353,12 +354,30 @@ fn eval_annotation_agrees_with_gt_eval() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    let o = Command::new("gt").args(["eval", rs, ps]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let gt_eval = |r: &str, p: &str| {
+        let o = Command::new("gt").args(["eval", r, p]).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let text = gt_eval(rs, ps);
     eprintln!("gt eval:\n{text}");
     let n = check_against_gt(&rep, &parse_gt(&text));
-    assert_eq!(n, 9);
+    assert_eq!(n, 10);
+
+    // The coding view equals gt eval on the files written from it.
+    let (rc, pc) = (coding_view(&r), coding_view(&p));
+    let (rcp, pcp) = (
+        dir.path().join("ref_cds.gff3"),
+        dir.path().join("pred_cds.gff3"),
+    );
+    write(&rcp, &regions, &rc.genes, None);
+    write(&pcp, &regions, &pc.genes, None);
+    let coding = evaluate_files(ps, rs, None, true).unwrap();
+    assert_eq!(coding, evaluate(&pc, &rc, None).unwrap());
+    let text = gt_eval(rcp.to_str().unwrap(), pcp.to_str().unwrap());
+    assert_eq!(check_against_gt(&coding, &parse_gt(&text)), 10);
+    // Gene spans now end at the CDS: the perturbation leaves genes to match.
+    assert!(coding.total("gene", "all").unwrap().tp > 0);
 }
 
 fn genolm() -> Command {
@@ -384,6 +403,25 @@ fn eval_annotation_cli_json_and_errors() {
     assert_eq!(v["exon"]["all"]["f1"].as_f64(), Some(1.0));
     assert_eq!(v["gene"]["all"]["f1"].as_f64(), Some(1.0));
     assert!(v["base"]["cds"]["minus"]["tp"].as_u64().unwrap() > 0);
+    let o = genolm()
+        .args([
+            "eval-annotation",
+            "--pred",
+            g,
+            "--ref",
+            g,
+            "--json",
+            "--coding",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(c["coding"].as_bool(), Some(true));
+    assert_eq!(c["exon"]["cds_unique"]["f1"].as_f64(), Some(1.0));
+    // Coding view: exons are the CDS parts, so the two exon rows agree.
+    assert_eq!(c["exon"]["all"]["tp"], c["exon"]["cds"]["tp"]);
+    assert!(c["exon"]["all"]["tp"].as_u64() < v["exon"]["all"]["tp"].as_u64());
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.gff3");

@@ -900,8 +900,8 @@ use genolm::io::gff::Annotation;
 
 #[test]
 fn default_grid_has_the_network_alone_and_the_signal_mixes() {
-    assert_eq!(default_grid(false).len(), 25);
-    let g = default_grid(true);
+    assert_eq!(default_grid(false, true).len(), 25);
+    let g = default_grid(true, true);
     assert_eq!(g.len(), 25 * (1 + 8 * 3 * 5));
     assert!(g.contains(&DecoderSettings::default()));
     assert!(g.iter().all(|s| s.nn_weight > 0.0));

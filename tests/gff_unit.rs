@@ -89,6 +89,14 @@ fn malformed_lines_name_file_and_line() {
         ("chr1 t exon 1 10 . + . ID=x\n", "not spaces"),
         ("\tt\texon\t1\t10\t.\t+\t.\t.\n", "empty seqid"),
     ];
+    let moved = row("gene", 1, 100, '+', ".", "ID=g").replace("chr1", "chr2");
+    let cases: Vec<(&str, &str)> = cases
+        .into_iter()
+        .chain([(
+            moved.as_str(),
+            "ID=g on seqid 'chr2' was already used on line 2",
+        )])
+        .collect();
     for (line, want) in cases {
         let e = err(&format!("{g}{line}"));
         assert!(e.starts_with("t.gff3:3: "), "{e}");

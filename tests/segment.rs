@@ -971,3 +971,133 @@ fn framed_labels_give_codon_positions_that_survive_the_reverse_complement() {
     assert_eq!((conf.frame_bases, conf.frame_correct), (1, 0));
     assert!((conf.nll - (-(0.3f64).ln())).abs() < 1e-6);
 }
+
+/// A held-out record gets decoded-gene figures in the report, in full and in the coding view.
+#[test]
+fn held_out_record_is_scored_in_full_and_coding_views() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seq = |seed| String::from_utf8(random_dna(3000, seed)).unwrap();
+    let fa = write(
+        tmp.path(),
+        "g.fa",
+        &format!(">s1\n{}\n>s2\n{}\n", seq(6), seq(7)),
+    );
+    let gff = write(
+        tmp.path(),
+        "g.gff3",
+        &format!(
+            "{GFF}{}",
+            GFF.replace("##gff-version 3\n", "")
+                .replace("s1\t", "s2\t")
+                .replace("=g", "=h")
+                .replace("=t", "=u")
+        ),
+    );
+    let cnn = write(tmp.path(), "cnn.toml", "width = 8\ndepth = 1\npool = 1\n");
+    let unet = write(tmp.path(), "unet.toml", "width = 8\nlevels = 1\n");
+    let out = tmp.path().join("run");
+    let base: Vec<String> = [
+        "train",
+        "--task",
+        "segment",
+        "--genome",
+        &fa,
+        "--gff",
+        &gff,
+        "--holdout",
+        "s2",
+        "--window",
+        "512",
+        "--batch-size",
+        "4",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "2",
+        "--seed",
+        "1",
+        "--model-config",
+        &cnn,
+        "--unet-config",
+        &unet,
+        "--signal-order",
+        "2",
+        "--quiet",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut a = base.clone();
+    a.extend(["--out".to_string(), out.to_string_lossy().into_owned()]);
+    let o = genolm(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let (full, coding) = (
+        &report["annotation"]["test"],
+        &report["annotation"]["test_coding"],
+    );
+    assert!(coding["exon"]["cds_unique"]["f1"].is_number(), "{coding}");
+    // The coding view keeps every CDS base: base.cds is the same; exon bases are CDS bases.
+    assert_eq!(full["base"]["cds"], coding["base"]["cds"]);
+    assert_eq!(coding["base"]["exon"], coding["base"]["cds"]);
+    // Reference exons on s2: 3 in full (two UTR-bounded), 3 CDS parts.
+    let refs = |v: &serde_json::Value, f: &str| {
+        v["exon"][f]["tp"].as_u64().unwrap() + v["exon"][f]["fn"].as_u64().unwrap()
+    };
+    assert_eq!(refs(full, "all"), 3);
+    assert_eq!(refs(coding, "all"), 3);
+    assert_eq!(refs(coding, "all"), refs(full, "cds"));
+    assert_eq!(report["annotation"]["mode"], "eukaryote");
+    let trials = |run: &Path| {
+        let d: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("decoder.json")).unwrap())
+                .unwrap();
+        d["trials"].as_array().unwrap().len()
+    };
+    // 121 weight mixes × 5 gene × 5 intron penalties, then 25 × 5 frame weights.
+    assert_eq!(trials(&out), 3150);
+
+    // Prokaryote grammar: tuned without intron penalties, stored, and annotate's default.
+    let prok = tmp.path().join("prok");
+    let mut a = base;
+    a.extend([
+        "--mode".to_string(),
+        "prokaryote".to_string(),
+        "--out".to_string(),
+        prok.to_string_lossy().into_owned(),
+    ]);
+    let o = genolm(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cfg = std::fs::read_to_string(prok.join("config.toml")).unwrap();
+    assert!(cfg.contains("mode = \"prokaryote\""), "{cfg}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(prok.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["annotation"]["mode"], "prokaryote");
+    assert_eq!(trials(&prok), 605 + 125);
+    let gff_out = tmp.path().join("p.gff3");
+    let o = genolm(&[
+        "annotate",
+        "--model",
+        &prok.to_string_lossy(),
+        &fa,
+        "--out",
+        &gff_out.to_string_lossy(),
+        "--nn-weight",
+        "1",
+        "--content-weight",
+        "0",
+        "--site-weight",
+        "0",
+        "--gene-penalty",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ann = genolm::io::gff::read(&gff_out.to_string_lossy()).unwrap();
+    assert!(!ann.genes.is_empty());
+    for g in &ann.genes {
+        for t in &g.transcripts {
+            assert_eq!(t.exons.len(), 1, "a spliced gene in prokaryote mode: {g:?}");
+        }
+    }
+}

@@ -12,20 +12,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::infer::decode::{self, DecodeConfig, PredictedGene};
+use crate::infer::decode::{self, DecodeConfig, Mode, PredictedGene};
 use crate::io::fasta::Reader;
 use crate::io::labels::CLASS_NAMES;
 use crate::seq::{self, SeqPolicy};
 use crate::train::segment::{self, LoadedSegmentRun, TileOptions};
-
-/// Genome kind of `--mode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum GenomeMode {
-    /// Spliced genes.
-    Eukaryote,
-    /// Intron-less genes (bacteria, archaea).
-    Prokaryote,
-}
 
 /// Arguments of `genolm annotate`.
 #[derive(Debug, clap::Args)]
@@ -47,9 +38,9 @@ pub struct Args {
     /// Class whose probability --bed writes.
     #[arg(long, default_value = "cds")]
     pub bed_class: String,
-    /// Gene grammar.
-    #[arg(long, value_enum, default_value = "eukaryote")]
-    pub mode: GenomeMode,
+    /// Gene grammar (default: the run's, set by `train --task segment --mode`).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
     /// Tile length in bases (default: the run's).
     #[arg(long)]
     pub tile: Option<usize>,
@@ -110,10 +101,7 @@ pub struct Args {
 /// The decoder settings: `--mode`'s defaults, then the run's `signals.json` and
 /// `decoder.json` (unless `--no-signals`), then the flags given.
 fn decoder_config(args: &Args, run: &LoadedSegmentRun) -> Result<DecodeConfig> {
-    let mut cfg = match args.mode {
-        GenomeMode::Eukaryote => DecodeConfig::default(),
-        GenomeMode::Prokaryote => DecodeConfig::prokaryote(),
-    };
+    let mut cfg = DecodeConfig::for_mode(args.mode.unwrap_or(run.config.segment.mode));
     if !args.no_signals {
         if let Some(sig) = run.signals.clone() {
             cfg = cfg.with_signals(std::sync::Arc::new(sig));

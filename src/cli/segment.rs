@@ -6,9 +6,9 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::error::{Error, Result};
-use crate::infer::decode::DecodeConfig;
-use crate::infer::signals;
+use crate::infer::decode::{DecodeConfig, Mode};
 use crate::infer::tune::{self, DecoderSettings, Evidence};
+use crate::infer::{evaluate, signals};
 use crate::io::labels::{CLASS_NAMES, FRAMED_NAMES, NUM_CLASSES, NUM_FRAMED};
 use crate::models::{ModelConfig, UNetConfig};
 use crate::tokenize;
@@ -48,6 +48,10 @@ pub struct SegmentArgs {
     /// Segment: predict CDS without its codon position (6 classes per strand instead of 8).
     #[arg(long)]
     pub no_frame: bool,
+    /// Segment: gene grammar the decoder is tuned with (prokaryote: no introns, ATG/GTG/TTG
+    /// starts); `annotate` uses it unless given `--mode`.
+    #[arg(long, value_enum, default_value = "eukaryote")]
+    pub mode: crate::infer::decode::Mode,
 }
 
 /// Run `genolm train --task segment`.
@@ -136,6 +140,7 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
             max_shift: s.max_shift,
             class_weight_cap: s.class_weight_cap,
             valid_fraction: args.valid_fraction,
+            mode: s.mode,
             unet,
             class_weights: weights.clone(),
             ..SegmentSpec::default()
@@ -169,7 +174,15 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
         Some(k) => vec![k],
         None => vec![2, 3, 4, 5],
     };
-    let annotation = tune_decoder(&args.out, &model, tok.as_ref(), &data, &tiles, &orders)?;
+    let annotation = tune_decoder(
+        &args.out,
+        &model,
+        tok.as_ref(),
+        &data,
+        &tiles,
+        &orders,
+        s.mode,
+    )?;
     let bases = |regions: &[(usize, usize, usize)]| -> usize {
         regions.iter().map(|&(_, a, b)| b - a).sum()
     };
@@ -264,6 +277,7 @@ fn tune_decoder(
     data: &segment::GenomeData,
     tiles: &TileOptions,
     orders: &[usize],
+    mode: Mode,
 ) -> Result<serde_json::Value> {
     let fit = |k: usize| signals::fit_regions(&data.records, &data.train, k);
     if data.valid.is_empty() || data.reference.genes.is_empty() {
@@ -273,8 +287,9 @@ fn tune_decoder(
     let valid = evidence(model, tok, data, &data.valid, tiles)?;
     let mut best: Option<(tune::Trial, Vec<tune::Trial>, DecodeConfig)> = None;
     for &k in orders {
-        let base = DecodeConfig::default().with_signals(std::sync::Arc::new(fit(k)?));
-        let mut trials = tune::tune(&valid, &data.reference, &base, &tune::default_grid(true))?;
+        let base = DecodeConfig::for_mode(mode).with_signals(std::sync::Arc::new(fit(k)?));
+        let grid = tune::default_grid(true, mode == Mode::Eukaryote);
+        let mut trials = tune::tune(&valid, &data.reference, &base, &grid)?;
         if model.config.num_classes == NUM_FRAMED {
             let grid = tune::frame_grid(&trials, tune::FRAME_TOP);
             trials.extend(tune::tune(&valid, &data.reference, &base, &grid)?);
@@ -328,6 +343,7 @@ fn tune_decoder(
         network_only.exon_all_f1
     );
     let mut out = json!({
+        "mode": mode,
         "decoder": s,
         "signal_order": base.signals.as_ref().map(|g| g.order),
         "valid": chosen,
@@ -337,7 +353,12 @@ fn tune_decoder(
         let test = evidence(model, tok, data, &data.test, tiles)?;
         let mut cfg = base.clone();
         s.apply(&mut cfg);
-        let (rep, _) = tune::decode_and_evaluate(&test, &data.reference, &cfg)?;
+        let (rep, pred) = tune::decode_and_evaluate(&test, &data.reference, &cfg)?;
+        let coding = evaluate::evaluate(
+            &evaluate::coding_view(&pred),
+            &evaluate::coding_view(&data.reference),
+            Some(&tune::spans(&test)),
+        )?;
         let mut alone = base;
         DecoderSettings::default().apply(&mut alone);
         let (rep0, _) = tune::decode_and_evaluate(&test, &data.reference, &alone)?;
@@ -351,7 +372,14 @@ fn tune_decoder(
             rep0.f1("exon", "all"),
             rep0.f1("gene", "all")
         );
+        eprintln!(
+            "coding view: exon.cds_unique F1 {:.4}, transcript.all F1 {:.4}, gene.all F1 {:.4}",
+            coding.f1("exon", "cds_unique"),
+            coding.f1("transcript", "all"),
+            coding.f1("gene", "all")
+        );
         out["test"] = rep.to_json();
+        out["test_coding"] = coding.to_json();
         out["test_network_only"] = rep0.to_json();
     }
     Ok(out)

@@ -54,11 +54,23 @@ use std::ops::Range;
 use std::sync::Arc;
 
 /// Genome kind: prokaryotes have no introns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Intron-less genes (bacteria, archaea).
     Prokaryote,
     /// Spliced genes.
+    #[default]
     Eukaryote,
 }
 
@@ -124,6 +136,14 @@ impl Default for DecodeConfig {
 }
 
 impl DecodeConfig {
+    /// Defaults of a genome kind: [`DecodeConfig::default`] or [`DecodeConfig::prokaryote`].
+    pub fn for_mode(mode: Mode) -> Self {
+        match mode {
+            Mode::Eukaryote => DecodeConfig::default(),
+            Mode::Prokaryote => DecodeConfig::prokaryote(),
+        }
+    }
+
     /// Defaults for prokaryotes: no introns, `ATG`/`GTG`/`TTG` starts.
     pub fn prokaryote() -> Self {
         DecodeConfig {

@@ -10,6 +10,7 @@
 //! | `exon.all`        | exon rows, exact start and end         | exon … (mRNA level, all)          |
 //! | `exon.cds`        | CDS rows, exact start and end          | exon … (CDS level, all)           |
 //! | `exon.unique`     | distinct exons, exact start and end    | exon … (mRNA level, all, collapsed) |
+//! | `exon.cds_unique` | distinct CDS parts, exact start and end | exon … (CDS level, all, collapsed) |
 //! | `transcript.all`  | `mRNA` rows: same span, same exons     | mRNA … (mRNA level)               |
 //! | `transcript.cds`  | `mRNA` rows: same span, same CDS parts | mRNA … (CDS level)                |
 //! | `gene.all`        | `gene` rows: same span, same mRNAs     | gene … (mRNA level)               |
@@ -27,6 +28,11 @@
 //!
 //! With `regions` (a BED file: a partial reference), base counts are clipped to the regions and
 //! exons, transcripts and genes count only when they lie entirely inside one region.
+//!
+//! [`coding_view`] reduces both files to their coding parts first (the protocol of ab initio
+//! gene-finder benchmarks such as Tiberius' and BRAKER's, which compare CDS only): then every
+//! level above scores coding structure, and gene and transcript spans no longer hinge on the
+//! untranslated ends. It equals `gt eval` on the files written from the coding view.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -93,7 +99,7 @@ pub const LEVELS: [&str; 4] = ["base", "exon", "transcript", "gene"];
 pub fn features(level: &str) -> &'static [&'static str] {
     match level {
         "base" => &["cds", "exon"],
-        "exon" => &["all", "cds", "unique"],
+        "exon" => &["all", "cds", "unique", "cds_unique"],
         _ => &["all", "cds"],
     }
 }
@@ -156,7 +162,7 @@ impl Report {
     /// A plain-text table: one row per level, feature and strand.
     pub fn table(&self) -> String {
         let mut t = format!(
-            "{:<11} {:<8} {:<6} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}\n",
+            "{:<11} {:<10} {:<6} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10}\n",
             "level", "feature", "strand", "sn", "pr", "f1", "tp", "fp", "fn"
         );
         for level in LEVELS {
@@ -169,7 +175,7 @@ impl Report {
                 all.add(c[1]);
                 for (name, x) in [("all", all), ("+", c[0]), ("-", c[1])] {
                     t.push_str(&format!(
-                        "{:<11} {:<8} {:<6} {:>8.4} {:>8.4} {:>8.4} {:>10} {:>10} {:>10}\n",
+                        "{:<11} {:<10} {:<6} {:>8.4} {:>8.4} {:>8.4} {:>10} {:>10} {:>10}\n",
                         level,
                         feature,
                         name,
@@ -207,10 +213,17 @@ pub fn read_bed(path: &str) -> Result<Vec<Region>> {
         .collect())
 }
 
-/// Evaluate the GFF3 files `pred` against `ref_` (optionally restricted to BED `regions`).
-pub fn evaluate_files(pred: &str, ref_: &str, regions: Option<&str>) -> Result<Report> {
-    let r = gff::read(ref_)?;
-    let p = gff::read(pred)?;
+/// Evaluate the GFF3 files `pred` against `ref_` (optionally restricted to BED `regions`;
+/// with `coding`, on the [`coding_view`] of both).
+pub fn evaluate_files(
+    pred: &str,
+    ref_: &str,
+    regions: Option<&str>,
+    coding: bool,
+) -> Result<Report> {
+    let view = |a: Annotation| if coding { coding_view(&a) } else { a };
+    let r = view(gff::read(ref_)?);
+    let p = view(gff::read(pred)?);
     let regions = match regions {
         Some(b) => Some(read_bed(b)?),
         None => None,
@@ -317,9 +330,9 @@ pub fn evaluate(
         rep.put("exon", feature, c);
     }
     // Unique exons (gt's "collapsed", gffcompare's exon level): each distinct exon once.
-    {
+    for (feature, cds) in [("unique", false), ("cds_unique", true)] {
         let uniq = |genes: &'_ [Gene]| -> HashSet<(String, bool, Interval)> {
-            exon_rows(genes, false)
+            exon_rows(genes, cds)
                 .into_iter()
                 .filter(|&(s, _, iv)| inside(s, iv))
                 .map(|(s, m, iv)| (s.to_string(), m, iv))
@@ -338,7 +351,7 @@ pub fn evaluate(
         for x in pu.difference(&ru) {
             c[usize::from(x.1)].fp += 1;
         }
-        rep.put("exon", "unique", c);
+        rep.put("exon", feature, c);
     }
 
     // Transcript level: mRNA rows.
@@ -421,6 +434,52 @@ pub fn evaluate(
         rep.put("gene", feature, c);
     }
     Ok(rep)
+}
+
+/// The coding view of an annotation: each coding transcript reduced to its CDS (exons = CDS
+/// parts, span = CDS span, no UTRs) and made a `gene` → `mRNA` (CDS hung directly on a gene,
+/// as in NCBI prokaryote files, included), transcripts of a gene with the same CDS parts kept
+/// once, each gene's span the hull of its coding transcripts; non-coding ones dropped.
+pub fn coding_view(a: &Annotation) -> Annotation {
+    let mut genes = Vec::with_capacity(a.genes.len());
+    for g in &a.genes {
+        let mut seen: HashSet<Vec<Interval>> = HashSet::new();
+        let mut ts = Vec::new();
+        for t in &g.transcripts {
+            let Some(span) = t.cds_span() else {
+                continue;
+            };
+            let parts = parts(t, true);
+            if !seen.insert(parts.clone()) {
+                continue;
+            }
+            let mut cds = t.cds.clone();
+            cds.sort_by_key(|c| c.iv);
+            ts.push(Transcript {
+                kind: "mRNA".into(),
+                implicit: false,
+                span,
+                exons: parts,
+                cds,
+                utr5: Vec::new(),
+                utr3: Vec::new(),
+                ..t.clone()
+            });
+        }
+        let (Some(start), Some(end)) = (
+            ts.iter().map(|t| t.span.start).min(),
+            ts.iter().map(|t| t.span.end).max(),
+        ) else {
+            continue;
+        };
+        genes.push(Gene {
+            kind: "gene".into(),
+            span: Interval { start, end },
+            transcripts: ts,
+            ..g.clone()
+        });
+    }
+    Annotation { genes, ..a.clone() }
 }
 
 /// Transcripts that gt sees as `mRNA` rows, on a known strand.
@@ -533,6 +592,77 @@ fn total(v: &[Interval]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn coding_view_keeps_cds_structure_once() {
+        let gff = "##gff-version 3
+c\tx\tgene\t1\t400\t.\t+\t.\tID=g1
+c\tx\tmRNA\t1\t300\t.\t+\t.\tID=t1;Parent=g1
+c\tx\texon\t1\t100\t.\t+\t.\tParent=t1
+c\tx\texon\t201\t300\t.\t+\t.\tParent=t1
+c\tx\tCDS\t51\t100\t.\t+\t0\tParent=t1
+c\tx\tCDS\t201\t250\t.\t+\t1\tParent=t1
+c\tx\tmRNA\t11\t400\t.\t+\t.\tID=t2;Parent=g1
+c\tx\texon\t11\t100\t.\t+\t.\tParent=t2
+c\tx\texon\t201\t400\t.\t+\t.\tParent=t2
+c\tx\tCDS\t51\t100\t.\t+\t0\tParent=t2
+c\tx\tCDS\t201\t250\t.\t+\t1\tParent=t2
+c\tx\tmRNA\t1\t300\t.\t+\t.\tID=t3;Parent=g1
+c\tx\texon\t1\t300\t.\t+\t.\tParent=t3
+c\tx\tCDS\t41\t280\t.\t+\t0\tParent=t3
+c\tx\tgene\t500\t600\t.\t-\t.\tID=g2
+c\tx\tncRNA\t500\t600\t.\t-\t.\tID=n1;Parent=g2
+c\tx\texon\t500\t600\t.\t-\t.\tParent=n1
+c\tx\tgene\t700\t900\t.\t+\t.\tID=g3
+c\tx\tCDS\t700\t900\t.\t+\t0\tID=c3;Parent=g3
+";
+        let a = gff::parse_str(gff, "t.gff3").unwrap();
+        let v = coding_view(&a);
+        assert_eq!(v.genes.len(), 2, "the non-coding gene is dropped");
+        // CDS hung directly on a gene becomes an mRNA, so genes compare by their mRNAs.
+        assert!(a.genes[2].transcripts[0].implicit);
+        let t3 = &v.genes[1].transcripts[0];
+        assert!(!t3.implicit && t3.kind == "mRNA", "{t3:?}");
+        let g = &v.genes[0];
+        assert_eq!(
+            g.span,
+            Interval {
+                start: 40,
+                end: 280
+            }
+        );
+        let ids: Vec<&str> = g.transcripts.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["t1", "t3"], "t2 has t1's CDS parts");
+        let t1 = &g.transcripts[0];
+        assert_eq!(
+            t1.span,
+            Interval {
+                start: 50,
+                end: 250
+            }
+        );
+        assert_eq!(
+            t1.exons,
+            [
+                Interval {
+                    start: 50,
+                    end: 100
+                },
+                Interval {
+                    start: 200,
+                    end: 250
+                }
+            ]
+        );
+        assert!(t1.utr5.is_empty() && t1.utr3.is_empty());
+        // Against the full file, the view loses the UTR bases and nothing else.
+        let r = evaluate(&v, &a, None).unwrap();
+        assert_eq!(r.total("base", "cds").unwrap().f1(), 1.0);
+        assert!(r.total("base", "exon").unwrap().fn_ > 0);
+        assert_eq!(r.total("exon", "cds_unique").unwrap().f1(), 1.0);
+        let same = evaluate(&v, &v, None).unwrap();
+        assert_eq!(same.total("gene", "all").unwrap().f1(), 1.0);
+    }
 
     #[test]
     fn intersect_and_counts() {

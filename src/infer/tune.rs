@@ -69,7 +69,7 @@ impl DecoderSettings {
 /// The settings tried by default: the network alone (weight 1, no signals), and network weight
 /// × genic weight × site weight with content weight 1; each with every gene and intron penalty.
 /// Without signals only the first part.
-pub fn default_grid(with_signals: bool) -> Vec<DecoderSettings> {
+pub fn default_grid(with_signals: bool, introns: bool) -> Vec<DecoderSettings> {
     let mut mixes = vec![(1.0, 0.0, 0.0, 0.0)];
     if with_signals {
         for nn in [0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0] {
@@ -83,7 +83,12 @@ pub fn default_grid(with_signals: bool) -> Vec<DecoderSettings> {
     let mut out = Vec::new();
     for (nn_weight, genic_weight, content_weight, site_weight) in mixes {
         for gene_penalty in [2.0, 5.0, 10.0, 20.0, 40.0] {
-            for intron_penalty in [2.0, 4.0, 8.0, 12.0, 20.0] {
+            let intron_penalties: &[f64] = if introns {
+                &[2.0, 4.0, 8.0, 12.0, 20.0]
+            } else {
+                &[4.0]
+            };
+            for &intron_penalty in intron_penalties {
                 out.push(DecoderSettings {
                     nn_weight,
                     genic_weight,
@@ -167,20 +172,26 @@ pub fn decode_and_evaluate(
         source: "decoded".into(),
         ..Annotation::default()
     };
-    let mut bed = Vec::new();
     for r in regions {
         let genes = decode(&r.seqid, r.offset, &r.seq, &r.plus, &r.minus, cfg)?;
         pred.genes.extend(genes.into_iter().map(|g| g.gene));
-        bed.push(Region {
+    }
+    let report = evaluate(&pred, reference, Some(&spans(regions)))?;
+    Ok((report, pred))
+}
+
+/// The sequence spans of `regions`, as evaluation regions.
+pub fn spans(regions: &[Evidence]) -> Vec<Region> {
+    regions
+        .iter()
+        .map(|r| Region {
             seqid: r.seqid.clone(),
             iv: Interval {
                 start: r.offset,
                 end: r.offset + r.seq.len(),
             },
-        });
-    }
-    let report = evaluate(&pred, reference, Some(&bed))?;
-    Ok((report, pred))
+        })
+        .collect()
 }
 
 /// Score every setting of `grid` on `regions` (rayon over settings); trials in grid order.

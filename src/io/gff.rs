@@ -276,6 +276,8 @@ pub fn parse_str(text: &str, label: &str) -> Result<Annotation> {
 /// Parse GFF3 from any reader; `label` names the source in messages.
 pub fn parse<R: BufRead>(mut reader: R, label: &str) -> Result<Annotation> {
     let mut p = Parsed::default();
+    // ID → (seqid, first line) of gene and transcript rows: one on two sequences is an error.
+    let mut feature_ids: HashMap<String, (String, u64)> = HashMap::new();
     let mut buf = Vec::new();
     let mut line_no: u64 = 0;
     loop {
@@ -330,6 +332,25 @@ pub fn parse<R: BufRead>(mut reader: R, label: &str) -> Result<Annotation> {
             continue;
         }
         let row = parse_line(text).map_err(|msg| Error::at(label, line_no, msg))?;
+        let parent_like = gene_like(&row.ty) || transcript_like(&row.ty);
+        if let Some(id) = row.id.as_deref().filter(|_| parent_like) {
+            match feature_ids.get(id) {
+                Some((seqid, first)) if *seqid != row.seqid => {
+                    return Err(Error::at(
+                        label,
+                        line_no,
+                        format!(
+                            "ID={id} on seqid '{}' was already used on line {first} on seqid '{seqid}' (GFF3 IDs must be unique)",
+                            row.seqid
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    feature_ids.insert(id.to_string(), (row.seqid.clone(), line_no));
+                }
+            }
+        }
         p.push(row, line_no);
     }
     Ok(p.build(label))

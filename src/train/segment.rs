@@ -71,6 +71,8 @@ pub struct SegmentSpec {
     pub tile: usize,
     /// Overlap of neighbouring tiles.
     pub overlap: usize,
+    /// Gene grammar of the decoder (tuned with it; `annotate`'s default).
+    pub mode: crate::infer::decode::Mode,
     /// The U-Net head.
     pub unet: UNetConfig,
     /// Class weights used in the loss (computed from the training regions), by class code.
@@ -89,6 +91,7 @@ impl Default for SegmentSpec {
             valid_fraction: 0.1,
             tile: 8192,
             overlap: 512,
+            mode: crate::infer::decode::Mode::Eukaryote,
             unet: UNetConfig::default(),
             class_weights: Vec::new(),
         }
