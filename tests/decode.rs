@@ -674,7 +674,7 @@ fn decode_speed() {
 
 // ---- Sequence signals (`infer::signals`) --------------------------------------------------
 
-use genolm::infer::signals::{Piece, Signals, ACCEPTOR_BEFORE, DONOR_BEFORE, START_BEFORE};
+use genolm::infer::signals::{code, Piece, Signals, ACCEPTOR_BEFORE, DONOR_BEFORE, START_BEFORE};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -777,6 +777,122 @@ fn signals_fit_counts_sites_and_normalises() {
         track: Cow::Borrowed(&tracks.plus[..9]),
     };
     assert!(Signals::fit(2, [bad]).is_err());
+}
+
+#[test]
+fn start_models_score_a_planted_ribosome_binding_site_and_start_codon() {
+    // Plus-strand genes, each with AGGAGG 5 to 9 bases before its ATG.
+    let mut r = ChaCha8Rng::seed_from_u64(21);
+    let len = 40_000;
+    let mut seq = random_seq(&mut r, len);
+    let mut genes = Vec::new();
+    for k in 0..40 {
+        let g = plant(
+            &mut r,
+            &mut seq,
+            "s1",
+            &Plan::new(k * 1000 + 100, false, &[300], &[]),
+        );
+        let start = g.transcripts[0].cds[0].iv.start;
+        let at = start - r.random_range(5..10) - 6;
+        seq[at..at + 6].copy_from_slice(b"AGGAGG");
+        genes.push(g);
+    }
+    let tracks = LabelTracks::from_genes(len, &genes);
+    let sig = Signals::fit(2, pieces(&seq, &tracks)).unwrap();
+    sig.validate().unwrap();
+    assert_eq!(sig.upstream.len(), 256);
+    let word = |w: &[u8]| {
+        w.iter()
+            .fold(0usize, |a, &x| (a << 2) | usize::from(code(x)))
+    };
+    assert!(
+        sig.upstream[word(b"GGAG")] > 2.0,
+        "{}",
+        sig.upstream[word(b"GGAG")]
+    );
+    // Every planted gene opens with ATG: the start-codon model favours it over GTG.
+    assert_eq!(sig.start_codons.len(), 64);
+    assert!(sig.start_codons[word(b"ATG")] > 2.0);
+    assert!(sig.start_codons[word(b"GTG")] < 0.0);
+    // A start with the site scores above the same start without it.
+    let codes = |t: &[u8]| t.iter().map(|&x| code(x)).collect::<Vec<u8>>();
+    let with = codes(b"TGCTTACGCACATCAAGGAGGTTACTCAATGGCT");
+    let without = codes(b"TGCTTACGCACATCATCTACGTTACTCAATGGCT");
+    let i = 28; // the ATG
+    assert!(
+        sig.upstream_at(&with, i) > 1.0,
+        "{}",
+        sig.upstream_at(&with, i)
+    );
+    assert!(sig.upstream_at(&with, i) > sig.upstream_at(&without, i) + 1.0);
+    // Too near the sequence start, or without the model: 0.
+    assert_eq!(sig.upstream_at(&with, 10), 0.0);
+    assert!(sig.start_codon_at(&with, i) > 2.0);
+    assert_eq!(sig.start_codon_at(&with, with.len() - 2), 0.0);
+    let old = Signals {
+        upstream: Vec::new(),
+        start_codons: Vec::new(),
+        ..sig.clone()
+    };
+    old.validate().unwrap();
+    assert_eq!(old.upstream_at(&with, i), 0.0);
+    assert_eq!(old.start_codon_at(&with, i), 0.0);
+    let bad = Signals {
+        upstream: vec![0.0; 5],
+        ..sig
+    };
+    assert!(bad.validate().is_err());
+}
+
+#[test]
+fn prokaryote_decoder_weighs_the_start_codon_model() {
+    // An ATG-opened gene with an in-frame GTG 10 codons in; the network cannot tell where
+    // the CDS starts between them, so the start-codon model decides.
+    let mut r = ChaCha8Rng::seed_from_u64(31);
+    let len = 1200;
+    let mut seq = random_seq(&mut r, len);
+    let mut p = Plan::new(300, false, &[300], &[]);
+    p.utr5 = 0;
+    p.utr3 = 0;
+    p.forced = vec![(30, *b"GTG")];
+    let g = plant(&mut r, &mut seq, "s1", &p);
+    let start = g.transcripts[0].cds[0].iv.start;
+    let tracks = LabelTracks::from_genes(len, &[g]);
+    let mut plus = probs(&tracks.plus, 0.9);
+    for i in start..start + 30 {
+        let row = &mut plus[i * NUM_CLASSES..(i + 1) * NUM_CLASSES];
+        row.fill(0.0);
+        row[usize::from(genolm::io::labels::CDS)] = 0.5;
+        row[usize::from(genolm::io::labels::INTERGENIC)] = 0.5;
+    }
+    let minus = probs(&tracks.minus, 0.9);
+    let fitted = Signals::fit(2, pieces(&seq, &tracks)).unwrap();
+    let word = |w: &[u8]| {
+        w.iter()
+            .fold(0usize, |a, &x| (a << 2) | usize::from(code(x)))
+    };
+    let called_start = |atg: f32, gtg: f32| {
+        let mut codons = vec![0f32; 64];
+        codons[word(b"ATG")] = atg;
+        codons[word(b"GTG")] = gtg;
+        let sig = Signals {
+            start: vec![0.0; fitted.start.len()],
+            upstream: Vec::new(),
+            start_codons: codons,
+            ..fitted.clone()
+        };
+        let cfg = DecodeConfig {
+            site_weight: 1.0,
+            ..DecodeConfig::prokaryote()
+        }
+        .with_signals(Arc::new(sig));
+        let out = decode("s1", 0, &seq, &plus, &minus, &cfg).unwrap();
+        assert_eq!(out.len(), 1, "{out:?}");
+        out[0].gene.transcripts[0].cds[0].iv.start
+    };
+    assert_eq!(called_start(3.0, -3.0), start);
+    assert_eq!(called_start(-3.0, 3.0), start + 30);
 }
 
 #[test]
@@ -904,6 +1020,10 @@ fn default_grid_has_the_network_alone_and_the_signal_mixes() {
     let g = default_grid(true, true);
     assert_eq!(g.len(), 25 * (1 + 8 * 3 * 5));
     assert!(g.contains(&DecoderSettings::default()));
+    // Prokaryotes: one intron penalty.
+    let p = default_grid(true, false);
+    assert_eq!(p.len(), 5 * (1 + 8 * 3 * 5));
+    assert!(p.iter().all(|s| s.intron_penalty == 4.0));
     assert!(g.iter().all(|s| s.nn_weight > 0.0));
 }
 

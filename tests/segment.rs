@@ -1074,6 +1074,7 @@ fn held_out_record_is_scored_in_full_and_coding_views() {
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(prok.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["annotation"]["mode"], "prokaryote");
+    // 121 mixes × 5 gene penalties, one intron penalty; then 25 × 5 frame weights.
     assert_eq!(trials(&prok), 605 + 125);
     let gff_out = tmp.path().join("p.gff3");
     let o = genolm(&[

@@ -555,7 +555,17 @@ where
         _ => None,
     };
     let donor_bonus = |g: usize| sites.map_or(0.0, |(s, w)| w * f64::from(s.donor_at(b, g)));
-    let start_bonus = |a: usize| sites.map_or(0.0, |(s, w)| w * f64::from(s.start_at(b, a)));
+    // Prokaryote starts also score their ribosome-binding site and their codon (ATG, GTG, TTG).
+    let start_bonus = |a: usize| {
+        sites.map_or(0.0, |(s, w)| {
+            let extra = if euk {
+                0.0
+            } else {
+                s.upstream_at(b, a) + s.start_codon_at(b, a)
+            };
+            w * f64::from(s.start_at(b, a) + extra)
+        })
+    };
     let acceptor_bonus = |a: usize| sites.map_or(0.0, |(s, w)| w * f64::from(s.acceptor_at(b, a)));
     let gp = cfg.gene_penalty;
     let ip = cfg.intron_penalty;

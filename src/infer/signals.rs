@@ -43,6 +43,13 @@ pub const START_BEFORE: usize = 6;
 /// Start window length (6 bases, `ATG`, 3 bases).
 pub const START_LEN: usize = 12;
 
+/// Upstream (ribosome-binding) window: it ends this many bases before the start codon.
+pub const UPSTREAM_NEAR: usize = 4;
+/// Upstream window: it begins this many bases before the start codon.
+pub const UPSTREAM_FAR: usize = 20;
+/// Word length of the upstream model.
+pub const UPSTREAM_K: usize = 4;
+
 /// Fitted sequence signals (`signals.json` of a segment run).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Signals {
@@ -76,6 +83,15 @@ pub struct Signals {
     /// Complete training exons measured for `min_exon`.
     #[serde(default)]
     pub exons: u64,
+    /// Ribosome-binding model: `ln P(word | upstream of a start) / P(word)` for each
+    /// [`UPSTREAM_K`]-mer (index base-4), from the words of the `UPSTREAM_FAR`..`UPSTREAM_NEAR`
+    /// window before every training CDS start; empty in files written before it.
+    #[serde(default)]
+    pub upstream: Vec<f32>,
+    /// Start-codon model: `ln P(codon | CDS start) / P(codon)` for each codon (index base-4),
+    /// from the first codon of every training CDS; empty in files written before it.
+    #[serde(default)]
+    pub start_codons: Vec<f32>,
 }
 
 /// Quantile of the training intron lengths taken as the decoder's minimum intron length.
@@ -102,6 +118,9 @@ struct Counts {
     acceptor: Vec<u64>,
     start: Vec<u64>,
     background: [u64; 4],
+    upstream: Vec<u64>,
+    words: Vec<u64>,
+    start_codons: Vec<u64>,
     sites: [u64; 3],
     /// Lengths of complete introns (exonic on both sides).
     intron_lengths: Vec<usize>,
@@ -123,6 +142,9 @@ impl Counts {
             acceptor: vec![0; ACCEPTOR_LEN * 4],
             start: vec![0; START_LEN * 4],
             background: [0; 4],
+            upstream: vec![0; 1 << (2 * UPSTREAM_K)],
+            words: vec![0; 1 << (2 * UPSTREAM_K)],
+            start_codons: vec![0; 64],
             sites: [0; 3],
             intron_lengths: Vec::new(),
             exon_lengths: Vec::new(),
@@ -160,9 +182,24 @@ impl Counts {
                     }
                 }
             }
+            if let Some(w) = context(b, i + 1, UPSTREAM_K) {
+                self.words[w] += 1;
+            }
             let slot = if c == labels::CDS {
                 if last != labels::CDS {
                     pos = 0;
+                    if let Some(c3) = window(b, i, 0, 3) {
+                        let w = c3.iter().fold(0usize, |a, &x| (a << 2) | usize::from(x));
+                        self.start_codons[w] += 1;
+                    }
+                    if let Some(up) = window(b, i, UPSTREAM_FAR, UPSTREAM_FAR - UPSTREAM_NEAR) {
+                        for s in 0..=up.len() - UPSTREAM_K {
+                            let w = up[s..s + UPSTREAM_K]
+                                .iter()
+                                .fold(0usize, |a, &x| (a << 2) | usize::from(x));
+                            self.upstream[w] += 1;
+                        }
+                    }
                     if b.get(i..i + 3) == Some(&[0, 3, 2]) {
                         if let Some(w) = window(b, i, START_BEFORE, START_LEN) {
                             self.sites[2] += 1;
@@ -278,8 +315,37 @@ impl Counts {
             introns: n as u64,
             min_exon,
             exons: ne as u64,
+            upstream: word_log_odds(&self.upstream, &self.words),
+            // Codon background: the words' counts summed over their last base.
+            start_codons: word_log_odds(
+                &self.start_codons,
+                &self
+                    .words
+                    .chunks(1 << (2 * (UPSTREAM_K - 3)))
+                    .map(|c| c.iter().sum())
+                    .collect::<Vec<u64>>(),
+            ),
         }
     }
+}
+
+/// `ln` of a word's add-one frequency in `counts` over its add-one frequency in `background`
+/// (empty when `counts` holds no word).
+fn word_log_odds(counts: &[u64], background: &[u64]) -> Vec<f32> {
+    let (n, m) = (counts.iter().sum::<u64>(), background.iter().sum::<u64>());
+    if n == 0 {
+        return Vec::new();
+    }
+    let k = counts.len() as f64;
+    counts
+        .iter()
+        .zip(background)
+        .map(|(&c, &g)| {
+            let p = (c as f64 + 1.0) / (n as f64 + k);
+            let q = (g as f64 + 1.0) / (m as f64 + k);
+            (p / q).ln() as f32
+        })
+        .collect()
 }
 
 /// Context index of the `k` bases before `i`, or `None` if one is not ACGT or `i < k`.
@@ -345,6 +411,8 @@ impl Signals {
             || self.donor.len() != DONOR_LEN * 4
             || self.acceptor.len() != ACCEPTOR_LEN * 4
             || self.start.len() != START_LEN * 4
+            || !(self.upstream.is_empty() || self.upstream.len() == 1 << (2 * UPSTREAM_K))
+            || !(self.start_codons.is_empty() || self.start_codons.len() == 64)
         {
             return Err(Error::input(
                 "signals: table sizes do not match the Markov order and window lengths",
@@ -381,6 +449,43 @@ impl Signals {
     #[inline]
     pub fn start_at(&self, b: &[u8], i: usize) -> f32 {
         pwm_score(&self.start, b, i, START_BEFORE, START_LEN)
+    }
+
+    /// Ribosome-binding log-likelihood ratio before a start codon whose first base is `i`:
+    /// `ln` of the mean of the upstream model's word odds over the window (one word from the
+    /// model at an unknown offset, the rest background); 0 without the model, near the ends
+    /// or next to non-ACGT bases.
+    #[inline]
+    pub fn upstream_at(&self, b: &[u8], i: usize) -> f32 {
+        if self.upstream.is_empty() {
+            return 0.0;
+        }
+        let Some(up) = window(b, i, UPSTREAM_FAR, UPSTREAM_FAR - UPSTREAM_NEAR) else {
+            return 0.0;
+        };
+        let n = up.len() - UPSTREAM_K + 1;
+        let mut sum = 0f64;
+        let mut w = 0usize;
+        let mask = (1usize << (2 * UPSTREAM_K)) - 1;
+        for (j, &x) in up.iter().enumerate() {
+            w = ((w << 2) | usize::from(x)) & mask;
+            if j + 1 >= UPSTREAM_K {
+                sum += f64::from(self.upstream[w]).exp();
+            }
+        }
+        (sum / n as f64).ln() as f32
+    }
+
+    /// Start-codon log-odds of the codon at `i` (how often training CDS open with it, against
+    /// its background frequency); 0 without the model or next to non-ACGT bases.
+    #[inline]
+    pub fn start_codon_at(&self, b: &[u8], i: usize) -> f32 {
+        match window(b, i, 0, 3) {
+            Some(c) if !self.start_codons.is_empty() => {
+                self.start_codons[c.iter().fold(0usize, |a, &x| (a << 2) | usize::from(x))]
+            }
+            _ => 0.0,
+        }
     }
 
     /// Acceptor log-odds for an exon starting at `i` after an intron ending in `AG`.

@@ -68,7 +68,7 @@ impl DecoderSettings {
 
 /// The settings tried by default: the network alone (weight 1, no signals), and network weight
 /// × genic weight × site weight with content weight 1; each with every gene and intron penalty.
-/// Without signals only the first part.
+/// Without signals only the first part. Without `introns` (prokaryotes): one intron penalty.
 pub fn default_grid(with_signals: bool, introns: bool) -> Vec<DecoderSettings> {
     let mut mixes = vec![(1.0, 0.0, 0.0, 0.0)];
     if with_signals {
