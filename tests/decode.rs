@@ -846,6 +846,66 @@ fn start_models_score_a_planted_ribosome_binding_site_and_start_codon() {
 }
 
 #[test]
+fn prokaryote_genes_may_overlap_their_neighbour() {
+    // Two operon genes sharing "ATGA": the first one's stop TGA, the second one's start ATG.
+    let mut r = ChaCha8Rng::seed_from_u64(41);
+    let len = 1500;
+    let mut seq = random_seq(&mut r, len);
+    let mut a = Plan::new(200, false, &[300], &[]);
+    a.utr5 = 0;
+    a.utr3 = 0;
+    a.forced = vec![(294, *b"GCA")];
+    let ga = plant(&mut r, &mut seq, "s1", &a);
+    let end_a = ga.transcripts[0].cds[0].iv.end;
+    let mut b = Plan::new(end_a - 4, false, &[240], &[]);
+    b.utr5 = 0;
+    b.utr3 = 0;
+    // Its second codon begins with the first gene's last base; an in-frame ATG 5 codons in.
+    b.forced = vec![(3, *b"AAA"), (15, *b"ATG")];
+    let gb = plant(&mut r, &mut seq, "s1", &b);
+    assert_eq!(&seq[end_a - 4..end_a], b"ATGA");
+    let start_b = gb.transcripts[0].cds[0].iv.start;
+    assert_eq!(start_b, end_a - 4);
+    let tracks = LabelTracks::from_genes(len, &[ga.clone(), gb]);
+    let out = decode(
+        "s1",
+        0,
+        &seq,
+        &probs(&tracks.plus, 0.9),
+        &probs(&tracks.minus, 0.9),
+        &DecodeConfig::prokaryote(),
+    )
+    .unwrap();
+    let starts: Vec<usize> = out
+        .iter()
+        .map(|g| g.gene.transcripts[0].cds[0].iv.start)
+        .collect();
+    assert_eq!(
+        starts,
+        [ga.transcripts[0].cds[0].iv.start, start_b],
+        "{out:#?}"
+    );
+    assert_eq!(out[0].gene.span.end, end_a);
+    // Eukaryote grammar: genes never overlap.
+    let euk = DecodeConfig {
+        min_intron: 40,
+        ..DecodeConfig::default()
+    };
+    let out = decode(
+        "s1",
+        0,
+        &seq,
+        &probs(&tracks.plus, 0.9),
+        &probs(&tracks.minus, 0.9),
+        &euk,
+    )
+    .unwrap();
+    for w in out.windows(2) {
+        assert!(w[0].gene.span.end <= w[1].gene.span.start);
+    }
+}
+
+#[test]
 fn prokaryote_decoder_weighs_the_start_codon_model() {
     // An ATG-opened gene with an in-frame GTG 10 codons in; the network cannot tell where
     // the CDS starts between them, so the start-codon model decides.

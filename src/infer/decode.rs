@@ -282,6 +282,78 @@ const CSLOT: [usize; NUM_STATES] = [
     SLOT_OTHER,  // U3X
 ];
 
+/// Site score of a start codon at `a` of `b` (× `site_weight`; 0 without signals): its
+/// context matrix, and for prokaryotes also its ribosome-binding site and codon (ATG, GTG, TTG).
+fn start_bonus(b: &[u8], a: usize, cfg: &DecodeConfig) -> f64 {
+    match &cfg.signals {
+        Some(s) if cfg.site_weight > 0.0 => {
+            let extra = if cfg.mode == Mode::Eukaryote {
+                0.0
+            } else {
+                s.upstream_at(b, a) + s.start_codon_at(b, a)
+            };
+            cfg.site_weight * f64::from(s.start_at(b, a) + extra)
+        }
+        _ => 0.0,
+    }
+}
+
+/// Longest same-strand overlap of two prokaryote genes (as Prodigal allows).
+pub const MAX_OVERLAP: usize = 60;
+
+/// Prokaryotes: a start for the gene whose start codon is at `a` (oriented) that overlaps the
+/// previous gene on the strand (`prev`: its oriented span) by at most [`MAX_OVERLAP`] bases.
+/// The Viterbi path cannot hold overlapping genes, so this looks at the in-frame start codons
+/// inside the previous gene's last bases (no in-frame stop between) and takes the one whose
+/// start score plus the gap's coding-minus-intergenic emissions beats the start at `a`; `None`
+/// when none does or the gap is not all intergenic. (The start codon's own bases are scored
+/// as coding bases, as the old start codon's are in this comparison.)
+fn overlap_start<'a, F>(
+    b: &[u8],
+    path: &[u8],
+    row: &F,
+    cfg: &DecodeConfig,
+    a: usize,
+    prev: (usize, usize),
+) -> Option<usize>
+where
+    F: Fn(usize) -> &'a [f32],
+{
+    let (prev_start, prev_end) = prev;
+    if prev_end > a || path[prev_end..a].iter().any(|&s| usize::from(s) != IG) {
+        return None;
+    }
+    let at = |i: usize| -> u8 { b.get(i).copied().unwrap_or(N) };
+    let start_codon = |i: usize| {
+        let (x, y, z) = (at(i), at(i + 1), at(i + 2));
+        y == T && z == G && (x == A || (cfg.alt_starts && (x == G || x == T)))
+    };
+    // The gap turns from intergenic to coding.
+    let mut gap = 0.0;
+    for i in prev_end..a {
+        let e = state_emissions(row(i), b, i, cfg);
+        let pos = (3 - (a - i) % 3) % 3; // codon position of base i: (i - a) mod 3
+        gap += e[[C0, C1, C2][pos]] - e[IG];
+    }
+    let here = start_bonus(b, a, cfg);
+    let lowest = prev_end.saturating_sub(MAX_OVERLAP).max(prev_start + 3);
+    let mut best: Option<(usize, f64)> = None;
+    let mut s = a;
+    while s >= lowest + 3 {
+        s -= 3;
+        if is_stop(at(s), at(s + 1), at(s + 2)) {
+            break;
+        }
+        if s < prev_end && start_codon(s) {
+            let d = start_bonus(b, s, cfg) - here + gap;
+            if d > 0.0 && best.is_none_or(|(_, x)| d > x) {
+                best = Some((s, d));
+            }
+        }
+    }
+    best.map(|(s, _)| s)
+}
+
 /// Per-state emission scores at base `i`: network log-probabilities plus weighted content.
 #[inline]
 fn state_emissions(p: &[f32], b: &[u8], i: usize, cfg: &DecodeConfig) -> [f64; NUM_STATES] {
@@ -430,7 +502,7 @@ fn decode_strand<'a, F>(
     let mut forbid: Option<Vec<bool>> = None;
     for round in 0..=MAX_EXON_REPAIRS {
         let mut genes = Vec::new();
-        let short = genes_from_path(&path, &row, seqid, offset, n, strand, cfg, &mut genes);
+        let short = genes_from_path(b, &path, &row, seqid, offset, strand, cfg, &mut genes);
         if short.is_empty() || round == MAX_EXON_REPAIRS {
             out.extend(genes);
             return;
@@ -555,17 +627,7 @@ where
         _ => None,
     };
     let donor_bonus = |g: usize| sites.map_or(0.0, |(s, w)| w * f64::from(s.donor_at(b, g)));
-    // Prokaryote starts also score their ribosome-binding site and their codon (ATG, GTG, TTG).
-    let start_bonus = |a: usize| {
-        sites.map_or(0.0, |(s, w)| {
-            let extra = if euk {
-                0.0
-            } else {
-                s.upstream_at(b, a) + s.start_codon_at(b, a)
-            };
-            w * f64::from(s.start_at(b, a) + extra)
-        })
-    };
+    let start_bonus = |a: usize| start_bonus(b, a, cfg);
     let acceptor_bonus = |a: usize| sites.map_or(0.0, |(s, w)| w * f64::from(s.acceptor_at(b, a)));
     let gp = cfg.gene_penalty;
     let ip = cfg.intron_penalty;
@@ -870,11 +932,11 @@ fn runs(path: &[u8], a: usize, b: usize, keep: impl Fn(usize) -> bool) -> Vec<(u
 
 #[allow(clippy::too_many_arguments)]
 fn genes_from_path<'a, F>(
+    codes: &[u8],
     path: &[u8],
     row: F,
     seqid: &str,
     offset: usize,
-    n: usize,
     strand: Strand,
     cfg: &DecodeConfig,
     out: &mut Vec<PredictedGene>,
@@ -883,7 +945,10 @@ where
     F: Fn(usize) -> &'a [f32],
 {
     let mut short = Vec::new();
+    let n = path.len();
     let minus = strand.is_minus();
+    // Oriented span of the last gene kept (prokaryotes: the next one may overlap it).
+    let mut prev: Option<(usize, usize)> = None;
     let to_fwd = |(a, b): (usize, usize)| {
         if minus {
             Interval {
@@ -913,7 +978,17 @@ where
             continue;
         }
         let exonic = |s: usize| !is_intron(s) && s != IG;
-        let oriented = runs(path, a, b, exonic);
+        let mut oriented = runs(path, a, b, exonic);
+        let mut coding = runs(path, a, b, |s| {
+            (S0..=C2).contains(&s) || (X0..=X2).contains(&s)
+        });
+        let moved = (cfg.mode == Mode::Prokaryote && first == S0 && last == X2)
+            .then(|| prev.and_then(|p| overlap_start(codes, path, &row, cfg, a, p)))
+            .flatten();
+        if let Some(s) = moved {
+            oriented = vec![(s, b)];
+            coding = vec![(s, b)];
+        }
         short.extend(
             oriented
                 .iter()
@@ -921,9 +996,7 @@ where
                 .filter(|&(x, y)| y - x < cfg.min_exon),
         );
         let exons = fwd_all(oriented);
-        let cds = fwd_all(runs(path, a, b, |s| {
-            (S0..=C2).contains(&s) || (X0..=X2).contains(&s)
-        }));
+        let cds = fwd_all(coding);
         let utr5 = fwd_all(runs(path, a, b, |s| s == U5 || s == U5X));
         let utr3 = fwd_all(runs(path, a, b, |s| s == U3 || s == U3X));
         let cds_len: usize = cds.iter().map(Interval::len).sum();
@@ -941,7 +1014,8 @@ where
             score += f64::from(if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) });
         }
         score /= (b - a) as f64;
-        let span = to_fwd((a, b));
+        let span = to_fwd((moved.unwrap_or(a), b));
+        prev = Some((moved.unwrap_or(a), b));
         let id = format!(
             "{seqid}:{}-{}:{}",
             span.start + 1,
