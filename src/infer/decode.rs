@@ -40,6 +40,9 @@
 //!   CDS length is a post-filter: a gene with a shorter CDS is dropped.
 //! * The path may begin and end in any state (the caller decodes chunks); genes without both a
 //!   start and a stop codon inside the region (cut by its ends) are dropped.
+//! * **Prokaryote genes may overlap** their same-strand neighbour by up to [`MAX_OVERLAP`]
+//!   bases (operons' `ATGA`): after Viterbi, a gene's in-frame start codons inside the previous
+//!   gene's end compete with the start the path chose (`overlap_start`).
 //!
 //! Memory: one byte per state per base for backpointers (24 bytes/base), plus 24 bytes/base of
 //! intron prefix sums and 2 bytes/base of sequence and path, per strand, decoded one after the
@@ -324,10 +327,6 @@ where
         return None;
     }
     let at = |i: usize| -> u8 { b.get(i).copied().unwrap_or(N) };
-    let start_codon = |i: usize| {
-        let (x, y, z) = (at(i), at(i + 1), at(i + 2));
-        y == T && z == G && (x == A || (cfg.alt_starts && (x == G || x == T)))
-    };
     // The gap turns from intergenic to coding.
     let mut gap = 0.0;
     for i in prev_end..a {
@@ -344,7 +343,7 @@ where
         if is_stop(at(s), at(s + 1), at(s + 2)) {
             break;
         }
-        if s < prev_end && start_codon(s) {
+        if s < prev_end && is_start(at(s), at(s + 1), at(s + 2), cfg.alt_starts) {
             let d = start_bonus(b, s, cfg) - here + gap;
             if d > 0.0 && best.is_none_or(|(_, x)| d > x) {
                 best = Some((s, d));
@@ -416,6 +415,11 @@ const A: u8 = 0;
 const G: u8 = 2;
 const T: u8 = 3;
 const N: u8 = 4;
+
+/// `ATG`, or with `alt` also `GTG` and `TTG`.
+fn is_start(x: u8, y: u8, z: u8, alt: bool) -> bool {
+    y == T && z == G && (x == A || (alt && (x == G || x == T)))
+}
 
 fn is_stop(x: u8, y: u8, z: u8) -> bool {
     x == T && ((y == A && (z == A || z == G)) || (y == G && z == A))
@@ -642,10 +646,7 @@ where
         }
     };
     let donor = |i: usize| at(i) == G && at(i + 1) == T;
-    let start_codon = |i: usize| {
-        let (x, y, z) = (at(i), at(i + 1), at(i + 2));
-        y == T && z == G && (x == A || (cfg.alt_starts && (x == G || x == T)))
-    };
+    let start_codon = |i: usize| is_start(at(i), at(i + 1), at(i + 2), cfg.alt_starts);
     let stop_at = |i: usize| is_stop(at(i), at(i + 1), at(i + 2));
 
     // Prefix sums of the intron emission, for the min-length jump into introns: `pre[i + 1]`
