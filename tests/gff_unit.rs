@@ -117,6 +117,46 @@ fn malformed_lines_name_file_and_line() {
 }
 
 #[test]
+fn inconsistent_features_are_errors() {
+    let head = format!(
+        "{}{}",
+        row("gene", 11, 60, '+', ".", "ID=g"),
+        row("mRNA", 11, 60, '+', ".", "ID=t;Parent=g")
+    );
+    let exons = format!(
+        "{}{}",
+        row("exon", 11, 30, '+', ".", "Parent=t"),
+        row("exon", 41, 60, '+', ".", "Parent=t")
+    );
+    let cases = [
+        (
+            format!("{head}{exons}{}", row("CDS", 16, 25, '-', "0", "Parent=t")),
+            "t.gff3:6: inconsistent features: CDS 16..25 is on strand -, but its transcript 't' (line 3) on + at 11..60",
+        ),
+        (
+            format!("{head}{exons}{}", row("CDS", 16, 45, '+', "0", "Parent=t")),
+            "t.gff3:6: inconsistent features: CDS 16..45 crosses an exon boundary of its transcript 't' (line 3)",
+        ),
+        (
+            format!("{head}{}", row("exon", 50, 70, '+', ".", "Parent=t")),
+            "t.gff3:4: inconsistent features: exon 50..70 lies outside its transcript 't' (line 3) on + at 11..60",
+        ),
+    ];
+    for (body, want) in &cases {
+        let e = err(body);
+        assert!(e.starts_with(want), "{e}\nwant: {want}");
+        assert!(!e.contains('\n'));
+    }
+    // A CDS with no exon row at all (a sliced file's missing exon) is not a conflict.
+    let a = ann(&format!(
+        "{head}{}{}",
+        row("exon", 11, 30, '+', ".", "Parent=t"),
+        row("CDS", 45, 55, '+', "0", "Parent=t")
+    ));
+    assert_eq!(a.genes[0].transcripts[0].cds.len(), 1);
+}
+
+#[test]
 fn tolerates_real_world_layout() {
     // No version line, CRLF, blank lines, empty attribute column, phase '.' on CDS, trailing
     // ';', '?' strand, ##FASTA section ignored.

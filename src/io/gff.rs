@@ -353,7 +353,7 @@ pub fn parse<R: BufRead>(mut reader: R, label: &str) -> Result<Annotation> {
         }
         p.push(row, line_no);
     }
-    Ok(p.build(label))
+    p.build(label)
 }
 
 /// Which role a row plays in the hierarchy.
@@ -807,7 +807,7 @@ impl Parsed {
         }
     }
 
-    fn build(mut self, label: &str) -> Annotation {
+    fn build(mut self, label: &str) -> Result<Annotation> {
         let first_stand_in = self.rows.len();
         self.stand_in_from = first_stand_in;
         self.add_missing_parents();
@@ -987,7 +987,7 @@ impl Parsed {
                     genes.len() - 1
                 }
             };
-            let t = self.build_transcript(tb, &genes[gi]);
+            let t = self.build_transcript(tb, &genes[gi], label)?;
             built.push((gi, t));
         }
         for (gi, t) in built {
@@ -1030,12 +1030,12 @@ impl Parsed {
                 )
             })
             .collect();
-        Annotation {
+        Ok(Annotation {
             source: label.to_string(),
             genes,
             seqids: self.seqids,
             warnings,
-        }
+        })
     }
 
     fn new_gene(&self, g: GeneRef) -> Gene {
@@ -1058,7 +1058,10 @@ impl Parsed {
         }
     }
 
-    fn build_transcript(&self, tb: &TxBuild, gene: &Gene) -> Transcript {
+    /// One transcript from its parts. Errors (inconsistent features): a part on the other
+    /// strand than its transcript, a part outside its transcript row's span, a CDS part that
+    /// overlaps the transcript's given exons without lying inside one of them.
+    fn build_transcript(&self, tb: &TxBuild, gene: &Gene, label: &str) -> Result<Transcript> {
         let xr = &self.rows[tb.key.row];
         let implicit = matches!(tb.gene, GeneRef::Row(g) if g == tb.key.row)
             || tb.key.row >= self.stand_in_from;
@@ -1089,6 +1092,68 @@ impl Parsed {
         for s in [gene.strand, part_strand] {
             if strand == Strand::Unknown {
                 strand = s;
+            }
+        }
+        let name = || {
+            xr.id
+                .clone()
+                .unwrap_or_else(|| format!("line{}", self.lines[tb.key.row]))
+        };
+        for &p in &tb.parts {
+            let r = &self.rows[p];
+            let bad =
+                if r.strand != Strand::Unknown && strand != Strand::Unknown && r.strand != strand {
+                    Some(format!(
+                        "is on strand {}, but its transcript",
+                        r.strand.symbol()
+                    ))
+                } else if !implicit && (r.iv.start < xr.iv.start || r.iv.end > xr.iv.end) {
+                    Some("lies outside its transcript".to_string())
+                } else {
+                    None
+                };
+            if let Some(what) = bad {
+                return Err(Error::at(
+                    label,
+                    self.lines[p],
+                    format!(
+                        "inconsistent features: {} {}..{} {what} '{}' (line {}) on {} at {}..{}",
+                        r.ty,
+                        r.iv.start + 1,
+                        r.iv.end,
+                        name(),
+                        self.lines[tb.key.row],
+                        strand.symbol(),
+                        xr.iv.start + 1,
+                        xr.iv.end
+                    ),
+                ));
+            }
+        }
+        if !exons.is_empty() {
+            let given = merge(exons.clone());
+            for &p in &tb.parts {
+                let r = &self.rows[p];
+                // A CDS with no exon row at all is a sliced file's missing exon, not a conflict.
+                let overlaps = given
+                    .iter()
+                    .any(|e| e.start < r.iv.end && r.iv.start < e.end);
+                let inside = given
+                    .iter()
+                    .any(|e| e.start <= r.iv.start && r.iv.end <= e.end);
+                if self.classes[p] == Class::Cds && overlaps && !inside {
+                    return Err(Error::at(
+                        label,
+                        self.lines[p],
+                        format!(
+                            "inconsistent features: CDS {}..{} crosses an exon boundary of its transcript '{}' (line {})",
+                            r.iv.start + 1,
+                            r.iv.end,
+                            name(),
+                            self.lines[tb.key.row]
+                        ),
+                    ));
+                }
             }
         }
         cds.sort_by_key(|c| (c.iv.start, c.iv.end));
@@ -1181,7 +1246,7 @@ impl Parsed {
         } else {
             self.lines[tb.key.row]
         };
-        Transcript {
+        Ok(Transcript {
             id,
             kind,
             implicit,
@@ -1192,7 +1257,7 @@ impl Parsed {
             utr5,
             utr3,
             line,
-        }
+        })
     }
 }
 
