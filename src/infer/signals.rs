@@ -189,15 +189,11 @@ impl Counts {
                 if last != labels::CDS {
                     pos = 0;
                     if let Some(c3) = window(b, i, 0, 3) {
-                        let w = c3.iter().fold(0usize, |a, &x| (a << 2) | usize::from(x));
-                        self.start_codons[w] += 1;
+                        self.start_codons[word_index(c3)] += 1;
                     }
                     if let Some(up) = window(b, i, UPSTREAM_FAR, UPSTREAM_FAR - UPSTREAM_NEAR) {
-                        for s in 0..=up.len() - UPSTREAM_K {
-                            let w = up[s..s + UPSTREAM_K]
-                                .iter()
-                                .fold(0usize, |a, &x| (a << 2) | usize::from(x));
-                            self.upstream[w] += 1;
+                        for w in up.windows(UPSTREAM_K) {
+                            self.upstream[word_index(w)] += 1;
                         }
                     }
                     if b.get(i..i + 3) == Some(&[0, 3, 2]) {
@@ -327,6 +323,12 @@ impl Counts {
             ),
         }
     }
+}
+
+/// Base-4 index of a word of codes (first base most significant, as [`context`]).
+#[inline]
+fn word_index(w: &[u8]) -> usize {
+    w.iter().fold(0usize, |a, &x| (a << 2) | usize::from(x))
 }
 
 /// `ln` of a word's add-one frequency in `counts` over its add-one frequency in `background`
@@ -463,17 +465,11 @@ impl Signals {
         let Some(up) = window(b, i, UPSTREAM_FAR, UPSTREAM_FAR - UPSTREAM_NEAR) else {
             return 0.0;
         };
-        let n = up.len() - UPSTREAM_K + 1;
-        let mut sum = 0f64;
-        let mut w = 0usize;
-        let mask = (1usize << (2 * UPSTREAM_K)) - 1;
-        for (j, &x) in up.iter().enumerate() {
-            w = ((w << 2) | usize::from(x)) & mask;
-            if j + 1 >= UPSTREAM_K {
-                sum += f64::from(self.upstream[w]).exp();
-            }
-        }
-        (sum / n as f64).ln() as f32
+        let odds: f64 = up
+            .windows(UPSTREAM_K)
+            .map(|w| f64::from(self.upstream[word_index(w)]).exp())
+            .sum();
+        (odds / (up.len() - UPSTREAM_K + 1) as f64).ln() as f32
     }
 
     /// Start-codon log-odds of the codon at `i` (how often training CDS open with it, against
@@ -481,9 +477,7 @@ impl Signals {
     #[inline]
     pub fn start_codon_at(&self, b: &[u8], i: usize) -> f32 {
         match window(b, i, 0, 3) {
-            Some(c) if !self.start_codons.is_empty() => {
-                self.start_codons[c.iter().fold(0usize, |a, &x| (a << 2) | usize::from(x))]
-            }
+            Some(c) if !self.start_codons.is_empty() => self.start_codons[word_index(c)],
             _ => 0.0,
         }
     }
