@@ -327,14 +327,7 @@ where
         return None;
     }
     let at = |i: usize| -> u8 { b.get(i).copied().unwrap_or(N) };
-    // The gap turns from intergenic to coding.
-    let mut gap = 0.0;
-    for i in prev_end..a {
-        let e = state_emissions(row(i), b, i, cfg);
-        let pos = (3 - (a - i) % 3) % 3; // codon position of base i: (i - a) mod 3
-        gap += e[[C0, C1, C2][pos]] - e[IG];
-    }
-    let here = start_bonus(b, a, cfg);
+    // The best-scoring overlapping start (the first of equals, walking upstream).
     let lowest = prev_end.saturating_sub(MAX_OVERLAP).max(prev_start + 3);
     let mut best: Option<(usize, f64)> = None;
     let mut s = a;
@@ -344,13 +337,22 @@ where
             break;
         }
         if s < prev_end && is_start(at(s), at(s + 1), at(s + 2), cfg.alt_starts) {
-            let d = start_bonus(b, s, cfg) - here + gap;
-            if d > 0.0 && best.is_none_or(|(_, x)| d > x) {
-                best = Some((s, d));
+            let bonus = start_bonus(b, s, cfg);
+            if best.is_none_or(|(_, x)| bonus > x) {
+                best = Some((s, bonus));
             }
         }
     }
-    best.map(|(s, _)| s)
+    // Only then the gap, which turns from intergenic to coding (its emissions are the costly
+    // part, and most genes have no overlapping start).
+    let (s, bonus) = best?;
+    let mut gap = 0.0;
+    for i in prev_end..a {
+        let e = state_emissions(row(i), b, i, cfg);
+        let pos = (3 - (a - i) % 3) % 3; // codon position of base i: (i - a) mod 3
+        gap += e[[C0, C1, C2][pos]] - e[IG];
+    }
+    (bonus - start_bonus(b, a, cfg) + gap > 0.0).then_some(s)
 }
 
 /// Per-state emission scores at base `i`: network log-probabilities plus weighted content.
@@ -1015,8 +1017,9 @@ where
             score += f64::from(if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) });
         }
         score /= (b - a) as f64;
-        let span = to_fwd((moved.unwrap_or(a), b));
-        prev = Some((moved.unwrap_or(a), b));
+        let start = moved.unwrap_or(a);
+        let span = to_fwd((start, b));
+        prev = Some((start, b));
         let id = format!(
             "{seqid}:{}-{}:{}",
             span.start + 1,
