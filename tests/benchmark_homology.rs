@@ -1,6 +1,7 @@
 //! `genolm benchmark promoters --split homology`: homology folds keep families whole and classes
 //! balanced, the report puts published-split and homology-split numbers side by side with each
-//! split's train/test leakage (synthetic families; then a real set, skipped without data).
+//! split's train/test leakage (synthetic families; then a real set, skipped without data);
+//! `--folds` and `--ensemble`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -318,4 +319,105 @@ fn folds_option_runs_only_the_named_folds() {
     let o = run(&["--folds", "1", "--max-folds", "1"]);
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(String::from_utf8_lossy(&o.stderr).trim().lines().count(), 1);
+}
+
+/// Read a predictions TSV: (name, label, probabilities).
+fn predictions(path: &Path) -> Vec<(String, String, Vec<f64>)> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "name\tlabel\tp_non_promoter\tp_promoter"
+    );
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let p = f[2..].iter().map(|v| v.parse().unwrap()).collect();
+            (f[0].to_string(), f[1].to_string(), p)
+        })
+        .collect()
+}
+
+#[test]
+fn ensemble_scores_the_mean_of_its_members() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synthetic_data(&tmp.path().join("data"));
+    let run = |out: &Path, extra: &[&str]| {
+        Command::new(BIN)
+            .args(["--threads", "2", "benchmark", "promoters", "--data-dir"])
+            .arg(&data)
+            .args([
+                "--sets",
+                "cnnprom_bacillus",
+                "--folds",
+                "1",
+                "--epochs",
+                "1",
+            ])
+            .args(["--max-train", "150", "--model", "gb-cnn"])
+            .arg("--train-args=--threshold auto")
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let single = tmp.path().join("single");
+    let o = run(&single, &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ens = tmp.path().join("ens");
+    let o = run(&ens, &["--ensemble", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let fold = ens.join("cnnprom_bacillus/fold_1");
+    let members: Vec<_> = (1..=3)
+        .map(|k| predictions(&fold.join(format!("member_{k}/test_predictions.tsv"))))
+        .collect();
+    // Member 1 is the single run (same seed, same split); member 2 trained with another seed.
+    let one = predictions(&single.join("cnnprom_bacillus/fold_1/test_predictions.tsv"));
+    assert_eq!(members[0], one);
+    assert_ne!(members[0], members[1]);
+    assert_eq!(one.len(), 120);
+    // The fold's predictions are the members' mean, and its figures are computed from them.
+    let mean = predictions(&fold.join("test_predictions.tsv"));
+    for (i, (name, label, p)) in mean.iter().enumerate() {
+        assert_eq!((name, label), (&members[0][i].0, &members[0][i].1));
+        for (c, &pc) in p.iter().enumerate() {
+            let m = members.iter().map(|r| r[i].2[c]).sum::<f64>() / 3.0;
+            assert!((m - pc).abs() < 2e-6, "row {i}: {m} vs {pc}");
+        }
+    }
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ens.join("report.json")).unwrap()).unwrap();
+    let f = &r["sets"][0]["folds"][0];
+    assert_eq!(f["ensemble"], 3);
+    let t = f["threshold"].as_f64().unwrap();
+    let correct = mean
+        .iter()
+        .filter(|(_, label, p)| (p[1] >= t) == (label == "promoter"))
+        .count();
+    let acc = f["accuracy"].as_f64().unwrap();
+    // Probabilities are printed to 6 decimals, so a score within 1e-6 of t may flip.
+    let near = mean
+        .iter()
+        .filter(|(_, _, p)| (p[1] - t).abs() < 1e-6)
+        .count();
+    assert!(
+        (acc * 120.0 - correct as f64).abs() <= near as f64 + 1e-9,
+        "accuracy {acc}, {correct} of 120 correct at {t}"
+    );
+    let member_mean = f["members"]["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&member_mean));
+    assert_eq!(
+        r["sets"][0]["members_mean"]["accuracy"],
+        f["members"]["accuracy"]
+    );
+    let md = std::fs::read_to_string(ens.join("report.md")).unwrap();
+    assert!(md.contains("ensemble of 3 seeds per fold"), "{md}");
+    assert!(md.contains("The ensemble's members alone"), "{md}");
+    // No members: one line, exit code 2.
+    let o = run(&tmp.path().join("zero"), &["--ensemble", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--ensemble"), "{err}");
 }

@@ -17,7 +17,7 @@ use crate::data::LabeledSet;
 use crate::error::{Error, Result};
 use crate::seq::SeqPolicy;
 use crate::train::classify::{encode_set, predict, Metrics};
-use crate::train::metrics::{mean_sd, summarise_folds};
+use crate::train::metrics::{mean_sd, summarise_folds, youden_threshold};
 use crate::train::run::load_run;
 
 /// Arguments of `genolm benchmark`.
@@ -75,9 +75,15 @@ pub struct PromoterArgs {
     /// `--`: `--train-args="--threshold auto --lr 2e-3"`.
     #[arg(long, default_value = "")]
     pub train_args: String,
-    /// Seed.
+    /// Seed (of the folds, the validation holdouts and the first ensemble member).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Train N models per fold with training seeds seed, seed+1, ... on the same split
+    /// (`fold_i/member_k`) and score the mean of their class probabilities; the threshold of
+    /// `--threshold auto` is chosen on the mean validation probabilities. The fold also reports
+    /// the members' mean figures.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub ensemble: usize,
     /// `published`: each set's protocol (given folds, or seeded stratified k-fold CV).
     /// `homology`: also re-split each set by homology (clusters at --identity dealt whole to k
     /// class-balanced folds, k and so the test fraction as in the protocol) and report both
@@ -300,44 +306,68 @@ fn run_folds(
         let hold = stratified_holdout(&train_all.labels, 0.1, a.seed + fi as u64)?;
         let (train, valid) = train_all.split(&hold);
         let dir = p.dir.join(format!("fold_{}", fi + 1));
-        let mut argv: Vec<String> = vec![
-            "train".into(),
-            "--train".into(),
-            b.spec.clone(),
-            "--out".into(),
-            dir.display().to_string(),
-            "--epochs".into(),
-            epochs.to_string(),
-            "--seed".into(),
-            a.seed.to_string(),
-            "--quiet".into(),
-        ];
-        if let Some(m) = &a.model {
-            argv.extend(["--model".into(), m.clone()]);
-        }
-        argv.extend(a.train_args.split_whitespace().map(String::from));
-        let targs = TrainWrap::try_parse_from(&argv)
-            .map_err(|e| {
-                Error::input(format!(
-                    "--train-args: {}",
-                    crate::error::one_line(&e.to_string())
-                ))
-            })?
-            .a;
         let t0 = Instant::now();
-        let out = crate::cli::train::run_sets(&targs, &train, &valid, Some(&test))?;
-        let mut m =
-            serde_json::to_value(&out.metrics).map_err(|e| Error::Internal(e.to_string()))?;
+        let members = a.ensemble;
+        let mut outs = Vec::with_capacity(members);
+        let mut member_dirs = Vec::with_capacity(members);
+        let mut tune = false;
+        for k in 0..members {
+            let mdir = if members == 1 {
+                dir.clone()
+            } else {
+                dir.join(format!("member_{}", k + 1))
+            };
+            let targs = train_args(a, b, &mdir, epochs, a.seed + k as u64)?;
+            tune = targs.options().tune_threshold;
+            outs.push(crate::cli::train::run_sets(
+                &targs,
+                &train,
+                &valid,
+                Some(&test),
+            )?);
+            member_dirs.push(mdir);
+        }
+        let first = &outs[0];
+        let (mut m, threshold) = if members == 1 {
+            let m =
+                serde_json::to_value(&first.metrics).map_err(|e| Error::Internal(e.to_string()))?;
+            (m, first.threshold)
+        } else {
+            let nc = set.num_classes();
+            let vp = mean_probs(outs.iter().map(|o| &o.valid_probs));
+            let tp = mean_probs(outs.iter().map(|o| &o.test_probs));
+            let threshold = if tune && nc == 2 {
+                let scores: Vec<f64> = vp.iter().map(|p| p[1] as f64).collect();
+                youden_threshold(&scores, &valid.labels)
+            } else {
+                first.threshold
+            };
+            crate::cli::train::write_predictions(&dir, "test_predictions.tsv", &test, &tp)?;
+            crate::cli::train::write_predictions(&dir, "valid_predictions.tsv", &valid, &vp)?;
+            let mut m = serde_json::to_value(Metrics::at(&tp, &test.labels, nc, threshold))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            let vm = Metrics::at(&vp, &valid.labels, nc, threshold);
+            m["valid"] = serde_json::to_value(&vm).map_err(|e| Error::Internal(e.to_string()))?;
+            let member_figs: Vec<Value> = outs
+                .iter()
+                .map(|o| serde_json::to_value(&o.metrics).unwrap_or(Value::Null))
+                .collect();
+            let (mean, _) = summarise_folds(&member_figs, &FIGURES, figure);
+            m["ensemble"] = json!(members);
+            m["members"] = Value::Object(mean);
+            (m, threshold)
+        };
         if let Some(ind) = indep {
-            let run = load_run(&dir)?;
-            let enc = encode_set(ind, run.tokenizer.as_ref(), Some(run.config.model.seq_len))?;
-            let probs = predict(&run.model, &enc, 256, run.config.train.rc_average)?;
-            let r = Metrics::at(
-                &probs,
-                &enc.labels,
-                run.config.model.num_classes,
-                run.threshold,
-            );
+            let mut probs = Vec::with_capacity(members);
+            let mut nc = 2;
+            for mdir in &member_dirs {
+                let run = load_run(mdir)?;
+                nc = run.config.model.num_classes;
+                let enc = encode_set(ind, run.tokenizer.as_ref(), Some(run.config.model.seq_len))?;
+                probs.push(predict(&run.model, &enc, 256, run.config.train.rc_average)?);
+            }
+            let mp = mean_probs(probs.iter());
+            let r = Metrics::at(&mp, &ind.labels, nc, threshold);
             let recall = serde_json::to_value(&r)
                 .ok()
                 .and_then(|v| figure(&v, "recall"))
@@ -349,7 +379,7 @@ fn run_folds(
         m["fold"] = json!(fi + 1);
         m["n_train"] = json!(train.len());
         m["n_test"] = json!(test.len());
-        m["model"] = out.report["model"].clone();
+        m["model"] = first.report["model"].clone();
         if let Some(l) = leakage {
             m["leakage"] = l;
         }
@@ -365,6 +395,61 @@ fn run_folds(
         fold_metrics.push(m);
     }
     Ok((fold_metrics, indep_recall))
+}
+
+/// The arguments of one `genolm train` run of a fold.
+fn train_args(
+    a: &PromoterArgs,
+    b: &BenchmarkSet,
+    dir: &std::path::Path,
+    epochs: usize,
+    seed: u64,
+) -> Result<crate::cli::train::Args> {
+    let mut argv: Vec<String> = vec![
+        "train".into(),
+        "--train".into(),
+        b.spec.clone(),
+        "--out".into(),
+        dir.display().to_string(),
+        "--epochs".into(),
+        epochs.to_string(),
+        "--seed".into(),
+        seed.to_string(),
+        "--quiet".into(),
+    ];
+    if let Some(m) = &a.model {
+        argv.extend(["--model".into(), m.clone()]);
+    }
+    argv.extend(a.train_args.split_whitespace().map(String::from));
+    Ok(TrainWrap::try_parse_from(&argv)
+        .map_err(|e| {
+            Error::input(format!(
+                "--train-args: {}",
+                crate::error::one_line(&e.to_string())
+            ))
+        })?
+        .a)
+}
+
+/// The element-wise mean of several models' class probabilities for the same records.
+fn mean_probs<'a>(runs: impl Iterator<Item = &'a Vec<Vec<f32>>>) -> Vec<Vec<f32>> {
+    let mut sum: Vec<Vec<f64>> = Vec::new();
+    let mut n = 0usize;
+    for r in runs {
+        if sum.is_empty() {
+            sum = r.iter().map(|p| vec![0.0; p.len()]).collect();
+        }
+        for (s, p) in sum.iter_mut().zip(r) {
+            for (a, &b) in s.iter_mut().zip(p) {
+                *a += b as f64;
+            }
+        }
+        n += 1;
+    }
+    let n = n.max(1) as f64;
+    sum.into_iter()
+        .map(|s| s.into_iter().map(|v| (v / n) as f32).collect())
+        .collect()
 }
 
 /// Mean and sd over folds (with the independent recall and the leakage fraction, if any).
@@ -409,6 +494,9 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
             ..Params::default()
         }
         .validate()?;
+    }
+    if a.ensemble == 0 {
+        return Err(Error::input("--ensemble: need at least one model per fold"));
     }
     if !a.folds.is_empty() && (a.max_folds.is_some() || a.quick) {
         return Err(Error::input(
@@ -460,6 +548,12 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
                 .map(String::from);
         }
         let (mean, sd) = summarise(&fold_metrics, &indep_recall);
+        let member_figs: Vec<Value> = fold_metrics
+            .iter()
+            .filter_map(|m| m.get("members").cloned())
+            .collect();
+        let members_mean = (!member_figs.is_empty())
+            .then(|| Value::Object(summarise_folds(&member_figs, &FIGURES, figure).0));
         let published: Vec<Value> = b
             .published
             .iter()
@@ -479,6 +573,9 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
             "folds": fold_metrics,
             "published": published,
         });
+        if let Some(mm) = members_mean {
+            entry["members_mean"] = mm;
+        }
         if homology {
             let params = Params {
                 identity: a.identity,
@@ -521,6 +618,7 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
         "epochs": epochs,
         "max_train": max_train,
         "seed": a.seed,
+        "ensemble": a.ensemble,
         "train_args": a.train_args,
         "split": if homology { "published+homology" } else { "published" },
         "identity": if homology { json!(a.identity) } else { Value::Null },
@@ -539,8 +637,12 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
 pub fn markdown(r: &Value) -> String {
     let extra = r["train_args"].as_str().unwrap_or("").trim();
     let mut s = format!(
-        "# Promoter benchmarks: genolm {} ({}{} epochs, seed {}{})\n\n",
+        "# Promoter benchmarks: genolm {}{} ({}{} epochs, seed {}{})\n\n",
         r["model"].as_str().unwrap_or(""),
+        match r["ensemble"].as_u64() {
+            Some(n) if n > 1 => format!(", ensemble of {n} seeds per fold"),
+            _ => String::new(),
+        },
         if r["quick"].as_bool().unwrap_or(false) {
             "quick run, "
         } else {
@@ -610,6 +712,30 @@ pub fn markdown(r: &Value) -> String {
             cell("specificity"),
             published.join("; ")
         ));
+    }
+    if r["ensemble"].as_u64().is_some_and(|n| n > 1) {
+        s.push_str("\nThe ensemble's members alone (mean over members, then over folds):\n\n");
+        s.push_str("| set | accuracy | F1 | MCC | AUROC | Sn (recall) | Sp |\n|---|---|---|---|---|---|---|\n");
+        for set in r["sets"].as_array().into_iter().flatten() {
+            let Some(mm) = set.get("members_mean") else {
+                continue;
+            };
+            let f = |k: &str| {
+                mm.get(k)
+                    .and_then(Value::as_f64)
+                    .map_or("-".into(), |v| format!("{v:.4}"))
+            };
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                set["name"].as_str().unwrap_or(""),
+                f("accuracy"),
+                f("f1"),
+                f("mcc"),
+                f("auroc"),
+                f("recall"),
+                f("specificity")
+            ));
+        }
     }
     if r["split"].as_str() == Some("published+homology") {
         s.push_str(&homology_markdown(r));

@@ -259,6 +259,12 @@ pub struct Outcome {
     pub metrics: Metrics,
     /// The report written to `report.json`.
     pub report: serde_json::Value,
+    /// Class probabilities of the validation set, in its order.
+    pub valid_probs: Vec<Vec<f32>>,
+    /// Class probabilities of the test set, in its order (empty without one).
+    pub test_probs: Vec<Vec<f32>>,
+    /// The decision threshold used (two classes).
+    pub threshold: f64,
 }
 
 /// Train on loaded sets and write the run directory; the test set may be absent.
@@ -339,17 +345,28 @@ pub fn run_sets(
     };
     run::write_text(&args.out, "threshold.txt", &format!("{threshold}\n"))?;
     let vm = Metrics::at(&vprobs, &enc_valid.labels, model.num_classes, threshold);
-    let (metrics, probs, labels, split) = match &enc_test {
-        Some(t) => {
+    write_predictions(&args.out, "valid_predictions.tsv", valid, &vprobs)?;
+    let tprobs = match (&enc_test, test) {
+        (Some(t), Some(set)) => {
             let p = predict(&clf, t, bs, opts.rc_average)?;
-            (
-                Metrics::at(&p, &t.labels, model.num_classes, threshold),
-                p,
-                t.labels.clone(),
-                "test",
-            )
+            write_predictions(&args.out, "test_predictions.tsv", set, &p)?;
+            p
         }
-        None => (vm.clone(), vprobs, enc_valid.labels.clone(), "valid"),
+        _ => Vec::new(),
+    };
+    let (metrics, probs, labels, split) = match &enc_test {
+        Some(t) => (
+            Metrics::at(&tprobs, &t.labels, model.num_classes, threshold),
+            tprobs.clone(),
+            t.labels.clone(),
+            "test",
+        ),
+        None => (
+            vm.clone(),
+            vprobs.clone(),
+            enc_valid.labels.clone(),
+            "valid",
+        ),
     };
     let mut report = serde_json::to_value(&metrics).map_err(|e| Error::Internal(e.to_string()))?;
     if let Some(obj) = report.as_object_mut() {
@@ -379,7 +396,36 @@ pub fn run_sets(
     run::write_text(&args.out, "report.json", &(text + "\n"))?;
     run::write_loss_plot(&args.out, &st)?;
     run::write_roc_plot(&args.out, &probs, &labels, &metrics)?;
-    Ok(Outcome { metrics, report })
+    Ok(Outcome {
+        metrics,
+        report,
+        valid_probs: vprobs,
+        test_probs: tprobs,
+        threshold,
+    })
+}
+
+/// Write `name` in `dir`: one row per record of `set` with its name, true class and class
+/// probabilities.
+pub fn write_predictions(
+    dir: &Path,
+    name: &str,
+    set: &LabeledSet,
+    probs: &[Vec<f32>],
+) -> Result<()> {
+    let mut text = String::from("name\tlabel");
+    for c in &set.classes {
+        text.push_str(&format!("\tp_{c}"));
+    }
+    text.push('\n');
+    for ((n, &l), p) in set.names.iter().zip(&set.labels).zip(probs) {
+        text.push_str(&format!("{n}\t{}", set.classes[l as usize]));
+        for v in p {
+            text.push_str(&format!("\t{v:.6}"));
+        }
+        text.push('\n');
+    }
+    run::write_text(dir, name, &text)
 }
 
 /// Load the SPECs of `args` (holding out validation data when needed).
