@@ -4,5 +4,6 @@
 static ALLOC: genolm::mem::CountingAlloc = genolm::mem::CountingAlloc;
 
 fn main() {
+    genolm::mem::keep_freed_memory();
     std::process::exit(genolm::cli::main());
 }
