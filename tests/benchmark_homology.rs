@@ -272,23 +272,23 @@ fn real_set_homology_split_has_no_leakage_at_the_threshold() {
     assert!(set["folds"][0]["leakage"]["count"].as_u64().is_some());
 }
 
+/// `genolm benchmark promoters` on the synthetic Bacillus set of `data`, one epoch, 2 threads.
+fn bacillus_benchmark(data: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["--threads", "2", "benchmark", "promoters", "--data-dir"])
+        .arg(data)
+        .args(["--sets", "cnnprom_bacillus", "--epochs", "1"]);
+    c
+}
+
 #[test]
 fn folds_option_runs_only_the_named_folds() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synthetic_data(&tmp.path().join("data"));
     let out = tmp.path().join("bench");
     let run = |extra: &[&str]| {
-        Command::new(BIN)
-            .args(["--threads", "2", "benchmark", "promoters", "--data-dir"])
-            .arg(&data)
-            .args([
-                "--sets",
-                "cnnprom_bacillus",
-                "--epochs",
-                "1",
-                "--max-train",
-                "100",
-            ])
+        bacillus_benchmark(&data)
+            .args(["--max-train", "100"])
             .args(["--model", "gb-cnn", "--out"])
             .arg(&out)
             .args(extra)
@@ -343,17 +343,8 @@ fn ensemble_scores_the_mean_of_its_members() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synthetic_data(&tmp.path().join("data"));
     let run = |out: &Path, extra: &[&str]| {
-        Command::new(BIN)
-            .args(["--threads", "2", "benchmark", "promoters", "--data-dir"])
-            .arg(&data)
-            .args([
-                "--sets",
-                "cnnprom_bacillus",
-                "--folds",
-                "1",
-                "--epochs",
-                "1",
-            ])
+        bacillus_benchmark(&data)
+            .args(["--folds", "1"])
             .args(["--max-train", "150", "--model", "gb-cnn"])
             .arg("--train-args=--threshold auto")
             .arg("--out")
