@@ -461,3 +461,85 @@ fn long_range_backbones_train_with_every_head_and_evaluate() {
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
+
+/// Parse `genolm predict` output: (name, probabilities).
+fn predicted(o: &Output) -> Vec<(String, Vec<f64>)> {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let mut f = l.split('\t');
+            let name = f.next().unwrap().to_string();
+            (name, f.map(|x| x.parse().unwrap()).collect())
+        })
+        .collect()
+}
+
+#[test]
+fn several_run_directories_predict_and_evaluate_as_one_ensemble() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 100);
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (a_s, b_s) = (a.to_string_lossy(), b.to_string_lossy());
+    for (d, seed) in [(&a_s, "1"), (&b_s, "2")] {
+        let mut args = train_args(&spec, d, &[]);
+        let i = args.iter().position(|x| *x == "11").unwrap();
+        args[i] = seed;
+        let o = genolm(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // Every run directory holds its validation predictions.
+    let valid = std::fs::read_to_string(a.join("valid_predictions.tsv")).unwrap();
+    assert_eq!(
+        valid.lines().next(),
+        Some("name\tlabel\tp_distal\tp_proximal")
+    );
+    assert_eq!(valid.lines().count(), 1 + 20);
+    let fa = spec.split(',').next().unwrap().split('=').nth(1).unwrap();
+    let pa = predicted(&genolm(&["predict", "--model", &a_s, fa]));
+    let pb = predicted(&genolm(&["predict", "--model", &b_s, fa]));
+    let both = format!("{a_s},{b_s}");
+    let pab = predicted(&genolm(&["predict", "--model", &both, fa]));
+    assert_eq!(pab.len(), 100);
+    assert_ne!(pa, pb);
+    for ((x, y), z) in pa.iter().zip(&pb).zip(&pab) {
+        assert_eq!(x.0, z.0);
+        for c in 0..2 {
+            let mean = (x.1[c] + y.1[c]) / 2.0;
+            assert!(
+                (mean - z.1[c]).abs() < 1.5e-6,
+                "{}: {mean} vs {}",
+                z.0,
+                z.1[c]
+            );
+        }
+    }
+    let o = genolm(&["eval", "--model", &both, "--data", &spec, "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(m["threshold"].as_f64(), Some(0.5));
+    let auroc = m["auroc"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&auroc));
+    // A member with other classes: one line naming it, exit code 2.
+    let c = tmp.path().join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    for f in ["model.safetensors", "tokenizer.txt"] {
+        std::fs::copy(a.join(f), c.join(f)).unwrap();
+    }
+    let cfg = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(cfg.contains("\"proximal\""), "{cfg}");
+    std::fs::write(
+        c.join("config.toml"),
+        cfg.replace("\"proximal\"", "\"other\""),
+    )
+    .unwrap();
+    let o = genolm(&["predict", "--model", &format!("{a_s},{}", c.display()), fa]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("classes") && err.contains(&c.display().to_string()),
+        "{err}"
+    );
+}

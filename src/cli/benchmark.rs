@@ -16,9 +16,9 @@ use crate::data::split::deal_groups;
 use crate::data::LabeledSet;
 use crate::error::{Error, Result};
 use crate::seq::SeqPolicy;
-use crate::train::classify::{encode_set, predict, Metrics};
+use crate::train::classify::Metrics;
 use crate::train::metrics::{mean_sd, summarise_folds, youden_threshold};
-use crate::train::run::load_run;
+use crate::train::run::{mean_probs, Ensemble};
 
 /// Arguments of `genolm benchmark`.
 #[derive(Debug, clap::Args)]
@@ -334,8 +334,18 @@ fn run_folds(
             (m, first.threshold)
         } else {
             let nc = set.num_classes();
-            let vp = mean_probs(outs.iter().map(|o| &o.valid_probs));
-            let tp = mean_probs(outs.iter().map(|o| &o.test_probs));
+            let vp = mean_probs(
+                &outs
+                    .iter()
+                    .map(|o| o.valid_probs.clone())
+                    .collect::<Vec<_>>(),
+            );
+            let tp = mean_probs(
+                &outs
+                    .iter()
+                    .map(|o| o.test_probs.clone())
+                    .collect::<Vec<_>>(),
+            );
             let threshold = if tune && nc == 2 {
                 let scores: Vec<f64> = vp.iter().map(|p| p[1] as f64).collect();
                 youden_threshold(&scores, &valid.labels)
@@ -358,15 +368,8 @@ fn run_folds(
             (m, threshold)
         };
         if let Some(ind) = indep {
-            let mut probs = Vec::with_capacity(members);
-            let mut nc = 2;
-            for mdir in &member_dirs {
-                let run = load_run(mdir)?;
-                nc = run.config.model.num_classes;
-                let enc = encode_set(ind, run.tokenizer.as_ref(), Some(run.config.model.seq_len))?;
-                probs.push(predict(&run.model, &enc, 256, run.config.train.rc_average)?);
-            }
-            let mp = mean_probs(probs.iter());
+            let mp = Ensemble::load(&member_dirs)?.predict(ind, None)?;
+            let nc = set.num_classes();
             let r = Metrics::at(&mp, &ind.labels, nc, threshold);
             let recall = serde_json::to_value(&r)
                 .ok()
@@ -429,27 +432,6 @@ fn train_args(
             ))
         })?
         .a)
-}
-
-/// The element-wise mean of several models' class probabilities for the same records.
-fn mean_probs<'a>(runs: impl Iterator<Item = &'a Vec<Vec<f32>>>) -> Vec<Vec<f32>> {
-    let mut sum: Vec<Vec<f64>> = Vec::new();
-    let mut n = 0usize;
-    for r in runs {
-        if sum.is_empty() {
-            sum = r.iter().map(|p| vec![0.0; p.len()]).collect();
-        }
-        for (s, p) in sum.iter_mut().zip(r) {
-            for (a, &b) in s.iter_mut().zip(p) {
-                *a += b as f64;
-            }
-        }
-        n += 1;
-    }
-    let n = n.max(1) as f64;
-    sum.into_iter()
-        .map(|s| s.into_iter().map(|v| (v / n) as f32).collect())
-        .collect()
 }
 
 /// Mean and sd over folds (with the independent recall and the leakage fraction, if any).

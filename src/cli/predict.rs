@@ -6,18 +6,18 @@ use crate::data::LabeledSet;
 use crate::error::{Error, Result};
 use crate::io::fasta::Reader;
 use crate::seq::SeqPolicy;
-use crate::train::classify::{encode_set, predict};
-use crate::train::run::load_run;
+use crate::train::run::Ensemble;
 
 /// Arguments of `genolm predict`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  genolm predict --model runs/prom --rc-average candidates.fa > probs.tsv"
+    after_help = "Examples:\n  genolm predict --model runs/prom --rc-average candidates.fa > probs.tsv\n  genolm predict --model runs/seed0,runs/seed1,runs/seed2 candidates.fa --out probs.tsv"
 )]
 pub struct Args {
-    /// Run directory of a trained model.
-    #[arg(long)]
-    pub model: PathBuf,
+    /// Run directory of a trained model; several, comma-separated, average their class
+    /// probabilities (an ensemble, e.g. of seeds; the classes must match).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub model: Vec<PathBuf>,
     /// FASTA file (any container, or `-`).
     pub fasta: String,
     /// Average over the reverse complement.
@@ -30,13 +30,13 @@ pub struct Args {
 
 /// Run `genolm predict`.
 pub fn run(args: Args) -> Result<()> {
-    let run = load_run(&args.model)?;
+    let ens = Ensemble::load(&args.model)?;
     let recs = Reader::open(&args.fasta, SeqPolicy::default())?.collect::<Result<Vec<_>>>()?;
     if recs.is_empty() {
         return Err(Error::input(format!("{}: no records", args.fasta)));
     }
     let names: Vec<String> = recs.iter().map(|r| r.name.clone()).collect();
-    let classes = run.config.classes.clone();
+    let classes = ens.classes().to_vec();
     let n = recs.len();
     let set = LabeledSet::from_vecs(
         recs.into_iter().map(|r| r.seq).collect(),
@@ -44,8 +44,7 @@ pub fn run(args: Args) -> Result<()> {
         classes.clone(),
         &args.fasta,
     )?;
-    let enc = encode_set(&set, run.tokenizer.as_ref(), Some(run.config.model.seq_len))?;
-    let probs = predict(&run.model, &enc, 256, args.rc_average)?;
+    let probs = ens.predict(&set, Some(args.rc_average))?;
     let out = args.out.unwrap_or_else(|| PathBuf::from("-"));
     crate::io::write_atomic(&out, |w| {
         let io = |e| Error::io(out.display(), e);

@@ -7,10 +7,11 @@ use candle_core::{DType, Device};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::data::LabeledSet;
 use crate::error::{Error, Result};
 use crate::models::{Classifier, ModelConfig, Weights};
 use crate::tokenize::{self, Tokenizer};
-use crate::train::classify::{load_tensors, Metrics, RunState, TrainOptions};
+use crate::train::classify::{encode_set, load_tensors, predict, Metrics, RunState, TrainOptions};
 use crate::train::plot;
 use crate::train::step::write_file;
 
@@ -216,6 +217,80 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun> {
         weights,
         tokenizer,
     })
+}
+
+/// Several trained classifiers with the same classes whose class probabilities are averaged
+/// (one run directory is an ensemble of one).
+pub struct Ensemble {
+    /// The members, in the order given.
+    pub runs: Vec<LoadedRun>,
+}
+
+impl Ensemble {
+    /// Load every run directory; all must have the same classes, in the same order.
+    pub fn load(dirs: &[PathBuf]) -> Result<Self> {
+        if dirs.is_empty() {
+            return Err(Error::input("--model: no run directory given"));
+        }
+        let runs = dirs
+            .iter()
+            .map(|d| load_run(d))
+            .collect::<Result<Vec<_>>>()?;
+        for (d, r) in dirs.iter().zip(&runs).skip(1) {
+            if r.config.classes != runs[0].config.classes {
+                return Err(Error::input(format!(
+                    "{}: classes {:?} differ from {}'s {:?}",
+                    d.display(),
+                    r.config.classes,
+                    dirs[0].display(),
+                    runs[0].config.classes
+                )));
+            }
+        }
+        Ok(Ensemble { runs })
+    }
+
+    /// Class names.
+    pub fn classes(&self) -> &[String] {
+        &self.runs[0].config.classes
+    }
+
+    /// The decision threshold for two classes: the members' mean.
+    pub fn threshold(&self) -> f64 {
+        self.runs.iter().map(|r| r.threshold).sum::<f64>() / self.runs.len() as f64
+    }
+
+    /// Mean class probabilities of `set` over the members; each member encodes with its own
+    /// tokenizer and length and averages over the reverse complement when `rc` says so
+    /// (`None`: as it was trained).
+    pub fn predict(&self, set: &LabeledSet, rc: Option<bool>) -> Result<Vec<Vec<f32>>> {
+        let mut all = Vec::with_capacity(self.runs.len());
+        for r in &self.runs {
+            let enc = encode_set(set, r.tokenizer.as_ref(), Some(r.config.model.seq_len))?;
+            all.push(predict(
+                &r.model,
+                &enc,
+                256,
+                rc.unwrap_or(r.config.train.rc_average),
+            )?);
+        }
+        Ok(mean_probs(&all))
+    }
+}
+
+/// The element-wise mean of several models' class probabilities for the same records.
+pub fn mean_probs(runs: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
+    let Some(first) = runs.first() else {
+        return Vec::new();
+    };
+    let n = runs.len() as f64;
+    (0..first.len())
+        .map(|i| {
+            (0..first[i].len())
+                .map(|c| (runs.iter().map(|r| r[i][c] as f64).sum::<f64>() / n) as f32)
+                .collect()
+        })
+        .collect()
 }
 
 /// Write `loss.svg` (per-epoch train and validation loss) from a run's history.
