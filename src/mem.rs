@@ -12,8 +12,9 @@
 //! high-water mark, as PyTorch's caching allocator does on GPU.
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use mimalloc::MiMalloc as System;
+use mimalloc::MiMalloc;
 
 /// `mi_option_purge_delay` in the mimalloc 3 header that `libmimalloc-sys` 0.1.49 builds
 /// (`include/mimalloc.h`, `mi_option_e`); default 1000 (ms, `src/options.c`), -1 never purges.
@@ -31,13 +32,12 @@ pub fn purge_delay_ms() -> i64 {
     // SAFETY: reads a process-wide option.
     unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) as i64 }
 }
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-/// The system allocator, counting live bytes and their high-water mark.
+/// mimalloc, counting live bytes and their high-water mark.
 pub struct CountingAlloc;
 
 impl CountingAlloc {
@@ -47,11 +47,11 @@ impl CountingAlloc {
     }
 }
 
-// SAFETY: every call is forwarded unchanged to `System`; only counters are updated besides.
+// SAFETY: every call is forwarded unchanged to `MiMalloc`; only counters are updated besides.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
-        let p = unsafe { System.alloc(layout) };
+        let p = unsafe { MiMalloc.alloc(layout) };
         if !p.is_null() {
             Self::add(layout.size());
             INSTALLED.store(true, Ordering::Relaxed);
@@ -61,7 +61,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: same contract as the caller's.
-        let p = unsafe { System.alloc_zeroed(layout) };
+        let p = unsafe { MiMalloc.alloc_zeroed(layout) };
         if !p.is_null() {
             Self::add(layout.size());
             INSTALLED.store(true, Ordering::Relaxed);
@@ -71,13 +71,13 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) };
+        unsafe { MiMalloc.dealloc(ptr, layout) };
         CURRENT.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: same contract as the caller's.
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        let p = unsafe { MiMalloc.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             if new_size >= layout.size() {
                 Self::add(new_size - layout.size());

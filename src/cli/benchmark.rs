@@ -17,7 +17,7 @@ use crate::data::LabeledSet;
 use crate::error::{Error, Result};
 use crate::seq::SeqPolicy;
 use crate::train::classify::Metrics;
-use crate::train::metrics::{mean_sd, summarise_folds, youden_threshold};
+use crate::train::metrics::{mean_sd, summarise_folds};
 use crate::train::run::{mean_probs, Ensemble};
 
 /// Arguments of `genolm benchmark`.
@@ -308,50 +308,37 @@ fn run_folds(
         let dir = p.dir.join(format!("fold_{}", fi + 1));
         let t0 = Instant::now();
         let members = a.ensemble;
-        let mut outs = Vec::with_capacity(members);
-        let mut member_dirs = Vec::with_capacity(members);
-        let mut tune = false;
-        for k in 0..members {
-            let mdir = if members == 1 {
-                dir.clone()
-            } else {
-                dir.join(format!("member_{}", k + 1))
-            };
-            let targs = train_args(a, b, &mdir, epochs, a.seed + k as u64)?;
-            tune = targs.options().tune_threshold;
-            outs.push(crate::cli::train::run_sets(
-                &targs,
-                &train,
-                &valid,
-                Some(&test),
-            )?);
-            member_dirs.push(mdir);
-        }
+        let member_dirs: Vec<PathBuf> = (1..=members)
+            .map(|k| {
+                if members == 1 {
+                    dir.clone()
+                } else {
+                    dir.join(format!("member_{k}"))
+                }
+            })
+            .collect();
+        let targs = member_dirs
+            .iter()
+            .enumerate()
+            .map(|(k, mdir)| train_args(a, b, mdir, epochs, a.seed + k as u64))
+            .collect::<Result<Vec<_>>>()?;
+        let outs = targs
+            .iter()
+            .map(|t| crate::cli::train::run_sets(t, &train, &valid, Some(&test)))
+            .collect::<Result<Vec<_>>>()?;
         let first = &outs[0];
+        let nc = set.num_classes();
         let (mut m, threshold) = if members == 1 {
             let m =
                 serde_json::to_value(&first.metrics).map_err(|e| Error::Internal(e.to_string()))?;
             (m, first.threshold)
         } else {
-            let nc = set.num_classes();
-            let vp = mean_probs(
-                &outs
-                    .iter()
-                    .map(|o| o.valid_probs.clone())
-                    .collect::<Vec<_>>(),
-            );
-            let tp = mean_probs(
-                &outs
-                    .iter()
-                    .map(|o| o.test_probs.clone())
-                    .collect::<Vec<_>>(),
-            );
-            let threshold = if tune && nc == 2 {
-                let scores: Vec<f64> = vp.iter().map(|p| p[1] as f64).collect();
-                youden_threshold(&scores, &valid.labels)
-            } else {
-                first.threshold
-            };
+            let vp = mean_probs(&outs.iter().map(|o| &o.valid_probs).collect::<Vec<_>>());
+            let tp = mean_probs(&outs.iter().map(|o| &o.test_probs).collect::<Vec<_>>());
+            // The members' options differ only in their seed and directory.
+            let threshold = targs[0]
+                .options()
+                .decision_threshold(nc, &vp, &valid.labels);
             crate::cli::train::write_predictions(&dir, "test_predictions.tsv", &test, &tp)?;
             crate::cli::train::write_predictions(&dir, "valid_predictions.tsv", &valid, &vp)?;
             let mut m = serde_json::to_value(Metrics::at(&tp, &test.labels, nc, threshold))
@@ -369,7 +356,6 @@ fn run_folds(
         };
         if let Some(ind) = indep {
             let mp = Ensemble::load(&member_dirs)?.predict(ind, None)?;
-            let nc = set.num_classes();
             let r = Metrics::at(&mp, &ind.labels, nc, threshold);
             let recall = serde_json::to_value(&r)
                 .ok()

@@ -13,7 +13,7 @@ use crate::seq::SeqPolicy;
 use crate::tokenize;
 use crate::train::classify::{self, encode_set, predict, Encoded, Job, Metrics, TrainOptions};
 use crate::train::finetune;
-use crate::train::metrics::{summarise_folds, youden_threshold};
+use crate::train::metrics::summarise_folds;
 use crate::train::run::{self, DataSpecs, RunConfig};
 
 /// Arguments of `genolm train`.
@@ -337,12 +337,7 @@ pub fn run_sets(
     let (clf, _weights, st) = classify::train(&job)?;
     let bs = opts.batch_size.max(256);
     let vprobs = predict(&clf, &enc_valid, bs, opts.rc_average)?;
-    let threshold = if opts.tune_threshold && model.num_classes == 2 {
-        let scores: Vec<f64> = vprobs.iter().map(|p| p[1] as f64).collect();
-        youden_threshold(&scores, &enc_valid.labels)
-    } else {
-        opts.threshold
-    };
+    let threshold = opts.decision_threshold(model.num_classes, &vprobs, &enc_valid.labels);
     run::write_text(&args.out, "threshold.txt", &format!("{threshold}\n"))?;
     let vm = Metrics::at(&vprobs, &enc_valid.labels, model.num_classes, threshold);
     write_predictions(&args.out, "valid_predictions.tsv", valid, &vprobs)?;
@@ -357,16 +352,11 @@ pub fn run_sets(
     let (metrics, probs, labels, split) = match &enc_test {
         Some(t) => (
             Metrics::at(&tprobs, &t.labels, model.num_classes, threshold),
-            tprobs.clone(),
-            t.labels.clone(),
+            &tprobs,
+            &t.labels,
             "test",
         ),
-        None => (
-            vm.clone(),
-            vprobs.clone(),
-            enc_valid.labels.clone(),
-            "valid",
-        ),
+        None => (vm.clone(), &vprobs, &enc_valid.labels, "valid"),
     };
     let mut report = serde_json::to_value(&metrics).map_err(|e| Error::Internal(e.to_string()))?;
     if let Some(obj) = report.as_object_mut() {
@@ -395,7 +385,7 @@ pub fn run_sets(
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))?;
     run::write_text(&args.out, "report.json", &(text + "\n"))?;
     run::write_loss_plot(&args.out, &st)?;
-    run::write_roc_plot(&args.out, &probs, &labels, &metrics)?;
+    run::write_roc_plot(&args.out, probs, labels, &metrics)?;
     Ok(Outcome {
         metrics,
         report,

@@ -25,7 +25,8 @@ use crate::ops;
 use crate::seq;
 use crate::tokenize::Tokenizer;
 use crate::train::metrics::{
-    binary_metrics_at, multi_metrics, BinaryMetrics, MultiMetrics, DEFAULT_THRESHOLD,
+    binary_metrics_at, multi_metrics, youden_threshold, BinaryMetrics, MultiMetrics,
+    DEFAULT_THRESHOLD,
 };
 use crate::train::step::{
     self, Accumulated, Checkpointer, EpochEnd, RunFiles, Stepped, Throughput,
@@ -102,6 +103,24 @@ impl Default for TrainOptions {
             init: None,
             freeze_backbone_steps: 0,
             backbone_lr_scale: 1.0,
+        }
+    }
+}
+
+impl TrainOptions {
+    /// The decision threshold for validation probabilities `probs` with true `labels`: Youden's
+    /// J on them with `tune_threshold` and two classes, else `threshold`.
+    pub fn decision_threshold(
+        &self,
+        num_classes: usize,
+        probs: &[Vec<f32>],
+        labels: &[u32],
+    ) -> f64 {
+        if self.tune_threshold && num_classes == 2 {
+            let scores: Vec<f64> = probs.iter().map(|p| p[1] as f64).collect();
+            youden_threshold(&scores, labels)
+        } else {
+            self.threshold
         }
     }
 }

@@ -279,15 +279,15 @@ impl Ensemble {
 }
 
 /// The element-wise mean of several models' class probabilities for the same records.
-pub fn mean_probs(runs: &[Vec<Vec<f32>>]) -> Vec<Vec<f32>> {
-    let Some(first) = runs.first() else {
+pub fn mean_probs<P: AsRef<[Vec<f32>]>>(runs: &[P]) -> Vec<Vec<f32>> {
+    let Some(first) = runs.first().map(AsRef::as_ref) else {
         return Vec::new();
     };
     let n = runs.len() as f64;
     (0..first.len())
         .map(|i| {
             (0..first[i].len())
-                .map(|c| (runs.iter().map(|r| r[i][c] as f64).sum::<f64>() / n) as f32)
+                .map(|c| (runs.iter().map(|r| r.as_ref()[i][c] as f64).sum::<f64>() / n) as f32)
                 .collect()
         })
         .collect()
