@@ -137,6 +137,26 @@ fn malformed_corpus_gives_exit_2_and_one_line() {
         vec!["stats".into(), env!("CARGO_MANIFEST_DIR").into()],
         "directory".into(),
     );
+    check(
+        vec![
+            "--device".into(),
+            "tpu".into(),
+            "demo".into(),
+            "--no-train".into(),
+        ],
+        "unknown device".into(),
+    );
+    if !cfg!(feature = "cuda") {
+        check(
+            vec![
+                "--device".into(),
+                "cuda".into(),
+                "demo".into(),
+                "--no-train".into(),
+            ],
+            "built without CUDA".into(),
+        );
+    }
     eprintln!("{cases} malformed cases checked");
     assert!(cases >= 30 + fasta.len(), "corpus has only {cases} cases");
     assert!(

@@ -225,7 +225,7 @@ fn bench_backbone(name: &str) -> Result<crate::models::BackboneConfig> {
 /// Time one forward + backward pass of `name` at `len` tokens; returns (seconds, peak bytes).
 fn scaling_point(name: &str, len: usize, batch: usize, repeat: usize) -> Result<(f64, u64)> {
     use crate::models::{Ctx, HeadConfig, ModelConfig, Pooling};
-    use candle_core::{Device, Tensor};
+    use candle_core::Tensor;
     use rand::{Rng, SeedableRng};
     let backbone = bench_backbone(name)?;
     let cfg = ModelConfig {
@@ -243,13 +243,15 @@ fn scaling_point(name: &str, len: usize, batch: usize, repeat: usize) -> Result<
     let (model, _weights) = crate::train::classify::build_model(&cfg, 0)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let ids: Vec<u32> = (0..batch * len).map(|_| rng.random_range(5..10)).collect();
-    let x = Tensor::from_vec(ids, (batch, len), &Device::Cpu)?;
-    let y = Tensor::from_vec(vec![0u32; batch], batch, &Device::Cpu)?;
+    let x = Tensor::from_vec(ids, (batch, len), &crate::device::current())?;
+    let y = Tensor::from_vec(vec![0u32; batch], batch, &crate::device::current())?;
     let pass = |rng: &mut rand_chacha::ChaCha8Rng| -> Result<()> {
         let mut ctx = Ctx { train: true, rng };
         let loss = crate::ops::cross_entropy(&model.forward(&x, &mut ctx)?, &y, None)?;
         let grads = loss.backward()?;
         drop(grads);
+        // GPU kernels run asynchronously: the pass ends when the device is done.
+        x.device().synchronize()?;
         Ok(())
     };
     pass(&mut rng)?;
@@ -422,6 +424,15 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
+/// `cpu` or `cuda:N`, for reports.
+fn device_name(dev: &candle_core::Device) -> String {
+    match dev.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
 /// Result of `genolm bench train`.
 #[derive(Debug, Serialize)]
 pub struct TrainReport {
@@ -435,6 +446,8 @@ pub struct TrainReport {
     pub length: usize,
     /// Rayon / kernel threads.
     pub threads: usize,
+    /// Compute device (`cpu`, `cuda:N`).
+    pub device: String,
     /// Training steps per second.
     pub steps_per_s: f64,
     /// Milliseconds per step.
@@ -445,7 +458,7 @@ pub struct TrainReport {
 pub fn bench_train(a: &TrainArgs) -> Result<TrainReport> {
     use crate::models::{BackboneConfig, Ctx, ModelConfig};
     use crate::train::optim::{AdamW, AdamWConfig};
-    use candle_core::{Device, Tensor};
+    use candle_core::Tensor;
     use rand::{Rng, SeedableRng};
     let backbone = BackboneConfig::by_name(&a.model)?;
     let cfg = ModelConfig {
@@ -464,7 +477,7 @@ pub fn bench_train(a: &TrainArgs) -> Result<TrainReport> {
     };
     let mut opt = AdamW::new(vars, AdamWConfig::default())?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-    let dev = Device::Cpu;
+    let dev = crate::device::current();
     let mut step = |rng: &mut rand_chacha::ChaCha8Rng| -> Result<()> {
         let ids: Vec<u32> = (0..a.batch * a.length)
             .map(|_| rng.random_range(5..10))
@@ -475,7 +488,10 @@ pub fn bench_train(a: &TrainArgs) -> Result<TrainReport> {
         let mut ctx = Ctx { train: true, rng };
         let loss = crate::ops::cross_entropy(&model.forward(&x, &mut ctx)?, &y, None)?;
         let g = opt.collect(&loss.backward()?);
-        opt.step_grads(g, 1e-3, 1.0)
+        opt.step_grads(g, 1e-3, 1.0)?;
+        // GPU kernels run asynchronously: the step ends when the device is done.
+        dev.synchronize()?;
+        Ok(())
     };
     for _ in 0..5 {
         step(&mut rng)?;
@@ -491,6 +507,7 @@ pub fn bench_train(a: &TrainArgs) -> Result<TrainReport> {
         batch: a.batch,
         length: a.length,
         threads: rayon::current_num_threads(),
+        device: device_name(&dev),
         steps_per_s: 1.0 / s,
         ms_per_step: s * 1e3,
     })
@@ -605,8 +622,8 @@ pub fn run(args: Args) -> Result<()> {
                 );
             } else {
                 println!(
-                    "{} batch {} length {} threads {}: {:.2} steps/s ({:.1} ms/step)",
-                    r.model, r.batch, r.length, r.threads, r.steps_per_s, r.ms_per_step
+                    "{} batch {} length {} threads {} on {}: {:.2} steps/s ({:.1} ms/step)",
+                    r.model, r.batch, r.length, r.threads, r.device, r.steps_per_s, r.ms_per_step
                 );
             }
             Ok(())

@@ -31,6 +31,10 @@ pub struct Cli {
     /// Worker threads for rayon and the tensor kernels (default: all cores).
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// Compute device for training, evaluation, prediction and benchmarks: cpu, cuda or cuda:N
+    /// (CUDA needs a build with `--features cuda`).
+    #[arg(long, global = true, default_value = "cpu")]
+    pub device: String,
 }
 
 /// All subcommands.
@@ -118,6 +122,10 @@ pub fn main() -> i32 {
             eprintln!("genolm: error: {e}");
             return e.exit_code();
         }
+    }
+    if let Err(e) = crate::device::parse(&cli.device).and_then(crate::device::set) {
+        eprintln!("genolm: error: {e}");
+        return e.exit_code();
     }
     let result = match cli.command {
         Command::Demo(a) => demo::run(a),

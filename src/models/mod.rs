@@ -179,7 +179,7 @@ pub struct Classifier {
 impl Classifier {
     /// The same model over `weights` with no autograd graph: the model to predict with.
     pub fn frozen(&self, weights: &Weights) -> Result<Self> {
-        let (p, b) = weights.frozen_builders(&Device::Cpu);
+        let (p, b) = weights.frozen_builders(&crate::device::current());
         Self::new(&self.config, p, b)
     }
 
@@ -335,7 +335,7 @@ impl Weights {
                         v.dims()
                     )));
                 }
-                v.set(&t.to_dtype(v.dtype())?)?;
+                v.set(&t.to_dtype(v.dtype())?.to_device(v.device())?)?;
                 n += 1;
             }
         }

@@ -249,7 +249,7 @@ pub struct SegmentModel {
 impl SegmentModel {
     /// The same model over `weights` with no autograd graph: the model to predict with.
     pub fn frozen(&self, weights: &super::Weights) -> Result<Self> {
-        let (p, b) = weights.frozen_builders(&candle_core::Device::Cpu);
+        let (p, b) = weights.frozen_builders(&crate::device::current());
         Self::new(&self.config, p, b)
     }
 

@@ -14,8 +14,10 @@
 //! `FftPlanner` per call and are shared (`Arc`) by all tasks. Every output element is written by
 //! one task in a fixed order, so results are bit-identical for any rayon thread count.
 //!
-//! Other devices: the inputs are moved to the CPU and the result back (`to_device` is
-//! differentiable in candle 0.11.1); other float dtypes (f16, bf16) go through f32.
+//! CUDA (the `cuda` feature), f32/f64: the same ops run the kernels of `src/ops/cuda/kernels.cu`
+//! (radix-2 Stockham FFTs in f64 over a power-of-two length, every sum in a fixed order). Other
+//! devices: the inputs are moved to the CPU and the result back (`to_device` is differentiable
+//! in candle 0.11.1); other float dtypes (f16, bf16) go through f32.
 
 use std::sync::Arc;
 
@@ -306,6 +308,24 @@ impl CustomOp2 for FftConvOp {
         Ok((out, Shape::from((g.b, g.d, g.l))))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let g = &self.0;
+        let s = [(s1, l1), (s2, l2)];
+        let y = match s1.dtype() {
+            DType::F32 => gpu::fwd::<f32>(s, g)?,
+            DType::F64 => gpu::fwd::<f64>(s, g)?,
+            other => bail!("{}: unsupported dtype {other:?}", self.name()),
+        };
+        Ok((y, Shape::from((g.b, g.d, g.l))))
+    }
+
     fn bwd(
         &self,
         u: &Tensor,
@@ -367,6 +387,197 @@ impl CustomOp3 for FftConvBwdOp {
         };
         Ok((out, Shape::from(g.b * g.d * g.l + g.d * g.k)))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let g = &self.0;
+        let s = [(s1, l1), (s2, l2), (s3, l3)];
+        let out = match s1.dtype() {
+            DType::F32 => gpu::bwd::<f32>(s, g)?,
+            DType::F64 => gpu::bwd::<f64>(s, g)?,
+            other => bail!("{}: unsupported dtype {other:?}", self.name()),
+        };
+        Ok((out, Shape::from(g.b * g.d * g.l + g.d * g.k)))
+    }
+}
+
+/// Host side of the CUDA kernels (`src/ops/cuda/kernels.cu`): radix-2 Stockham FFTs in f64 over
+/// a power-of-two length `>= L + K - 1`, one launch per stage and one thread per butterfly.
+///
+/// Forward: `y = (u * k)[offset + i]`. Backward: `du = (dy * rev(k))[K - 1 - offset + s]` and
+/// `dk[j] = sum_b (dy_b * rev(u_b))[L - 1 - offset + j]`, the batch summed in order.
+#[cfg(feature = "cuda")]
+mod gpu {
+    use super::Geom;
+    use crate::ops::cuda::{go, int, kernel, storage, view, zeros, GpuElem};
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, PushKernelArg};
+    use candle_core::{CudaDevice, CudaStorage, Layout, Result};
+
+    /// The power-of-two FFT length of a call.
+    fn fft_len(g: &Geom) -> usize {
+        (g.l + g.k - 1).next_power_of_two()
+    }
+
+    /// Transform `rows` rows of `x (rows, n)` complex in place (`inverse`: unscaled inverse).
+    fn transform(
+        dev: &CudaDevice,
+        x: &mut CudaSlice<f64>,
+        rows: usize,
+        n: usize,
+        inverse: bool,
+    ) -> Result<()> {
+        let mut tmp = zeros::<f64>(dev, 2 * rows * n)?;
+        let (ri, ni, inv) = (int(rows)?, int(n)?, i32::from(inverse));
+        let (mut ncur, mut s) = (n, 1usize);
+        while ncur > 1 {
+            let (ci, si) = (int(ncur)?, int(s)?);
+            let f = kernel!(dev, "fft_stage");
+            let mut args = f.builder();
+            args.arg(&*x)
+                .arg(&mut tmp)
+                .arg(&ri)
+                .arg(&ni)
+                .arg(&ci)
+                .arg(&si)
+                .arg(&inv);
+            go(args, rows * n / 2)?;
+            std::mem::swap(x, &mut tmp);
+            ncur /= 2;
+            s *= 2;
+        }
+        Ok(())
+    }
+
+    /// The transforms of `rows` rows of `m` values of `src` (reversed when `reverse`), zero
+    /// padded to `n`.
+    fn packed<T: GpuElem>(
+        dev: &CudaDevice,
+        src: &CudaView<'_, T>,
+        rows: usize,
+        m: usize,
+        n: usize,
+        reverse: bool,
+    ) -> Result<CudaSlice<f64>> {
+        let mut x = zeros::<f64>(dev, 2 * rows * n)?;
+        let (ri, mi, ni, rev) = (int(rows)?, int(m)?, int(n)?, i32::from(reverse));
+        let f = kernel!(dev, "fft_pack", T);
+        let mut args = f.builder();
+        args.arg(src)
+            .arg(&mut x)
+            .arg(&ri)
+            .arg(&mi)
+            .arg(&ni)
+            .arg(&rev);
+        go(args, rows * n)?;
+        transform(dev, &mut x, rows, n, false)?;
+        Ok(x)
+    }
+
+    /// `x[r] *= y[r mod yrows]` for `rows` complex rows of `n`.
+    fn mul(
+        dev: &CudaDevice,
+        x: &mut CudaSlice<f64>,
+        y: &CudaSlice<f64>,
+        rows: usize,
+        yrows: usize,
+        n: usize,
+    ) -> Result<()> {
+        let (ri, yi, ni) = (int(rows)?, int(yrows)?, int(n)?);
+        let f = kernel!(dev, "fft_mul");
+        let mut args = f.builder();
+        args.arg(x).arg(y).arg(&ri).arg(&yi).arg(&ni);
+        go(args, rows * n)
+    }
+
+    /// `out[off + r m + i] = re(x[r, shift + i]) / n` for `i < m`.
+    #[allow(clippy::too_many_arguments)]
+    fn take<T: GpuElem>(
+        dev: &CudaDevice,
+        x: &CudaSlice<f64>,
+        out: &mut CudaSlice<T>,
+        off: usize,
+        rows: usize,
+        n: usize,
+        shift: usize,
+        m: usize,
+    ) -> Result<()> {
+        let (oi, ri, ni, si, mi) = (off as u64, int(rows)?, int(n)?, int(shift)?, int(m)?);
+        let f = kernel!(dev, "fft_take", T);
+        let mut args = f.builder();
+        args.arg(x)
+            .arg(out)
+            .arg(&oi)
+            .arg(&ri)
+            .arg(&ni)
+            .arg(&si)
+            .arg(&mi);
+        go(args, rows * m)
+    }
+
+    /// The forward op on CUDA: `u (B, D, L)`, `k (D, K)` → `y (B, D, L)`.
+    pub(super) fn fwd<T: GpuElem>(
+        s: [(&CudaStorage, &Layout); 2],
+        g: &Geom,
+    ) -> Result<CudaStorage> {
+        let dev = &s[0].0.device;
+        let (u, k) = (view::<T>(s[0].0, s[0].1)?, view::<T>(s[1].0, s[1].1)?);
+        let (rows, n) = (g.b * g.d, fft_len(g));
+        let mut x = packed(dev, &u, rows, g.l, n, false)?;
+        let kf = packed(dev, &k, g.d, g.k, n, false)?;
+        mul(dev, &mut x, &kf, rows, g.d, n)?;
+        drop(kf);
+        transform(dev, &mut x, rows, n, true)?;
+        let mut y = zeros::<T>(dev, rows * g.l)?;
+        take(dev, &x, &mut y, 0, rows, n, g.offset, g.l)?;
+        Ok(storage(dev, y))
+    }
+
+    /// The backward op on CUDA: `u`, `k`, `dy` → flat `[du (B, D, L) | dk (D, K)]`.
+    pub(super) fn bwd<T: GpuElem>(
+        s: [(&CudaStorage, &Layout); 3],
+        g: &Geom,
+    ) -> Result<CudaStorage> {
+        let dev = &s[0].0.device;
+        let u = view::<T>(s[0].0, s[0].1)?;
+        let k = view::<T>(s[1].0, s[1].1)?;
+        let gy = view::<T>(s[2].0, s[2].1)?;
+        let (rows, n) = (g.b * g.d, fft_len(g));
+        let mut out = zeros::<T>(dev, rows * g.l + g.d * g.k)?;
+        let mut gf = packed(dev, &gy, rows, g.l, n, false)?;
+        // dk: per-row correlations, then the batch sum.
+        let mut ur = packed(dev, &u, rows, g.l, n, true)?;
+        mul(dev, &mut ur, &gf, rows, rows, n)?;
+        transform(dev, &mut ur, rows, n, true)?;
+        let mut part = zeros::<T>(dev, rows * g.k)?;
+        take(dev, &ur, &mut part, 0, rows, n, g.l - 1 - g.offset, g.k)?;
+        drop(ur);
+        let (off, bi, di, ki) = ((rows * g.l) as u64, int(g.b)?, int(g.d)?, int(g.k)?);
+        let f = kernel!(dev, "fft_sum_batch", T);
+        let mut args = f.builder();
+        args.arg(&part)
+            .arg(&mut out)
+            .arg(&off)
+            .arg(&bi)
+            .arg(&di)
+            .arg(&ki);
+        go(args, g.d * g.k)?;
+        drop(part);
+        // du.
+        let kr = packed(dev, &k, g.d, g.k, n, true)?;
+        mul(dev, &mut gf, &kr, rows, g.d, n)?;
+        drop(kr);
+        transform(dev, &mut gf, rows, n, true)?;
+        take(dev, &gf, &mut out, 0, rows, n, g.k - 1 - g.offset, g.l)?;
+        Ok(storage(dev, out))
+    }
 }
 
 /// Long depthwise convolution `u (B, D, L)` by `k (D, K)` via FFT -> `(B, D, L)`.
@@ -384,8 +595,9 @@ pub fn fft_conv(u: &Tensor, k: &Tensor, offset: usize) -> Result<Tensor> {
     if g.b == 0 || g.d == 0 {
         return Tensor::zeros((g.b, g.d, g.l), dtype, &dev);
     }
-    let on_cpu = matches!(dev, Device::Cpu);
-    let (u, k) = if on_cpu {
+    // CUDA with the `cuda` feature runs the op's own kernels; other devices go through the CPU.
+    let own_kernels = matches!(dev, Device::Cpu) || (cfg!(feature = "cuda") && dev.is_cuda());
+    let (u, k) = if own_kernels {
         (u.clone(), k.clone())
     } else {
         (u.to_device(&Device::Cpu)?, k.to_device(&Device::Cpu)?)
@@ -400,7 +612,7 @@ pub fn fft_conv(u: &Tensor, k: &Tensor, offset: usize) -> Result<Tensor> {
     if !native {
         y = y.to_dtype(dtype)?;
     }
-    if !on_cpu {
+    if !own_kernels {
         y = y.to_device(&dev)?;
     }
     Ok(y)

@@ -20,6 +20,8 @@ mod block_attention;
 mod bn_fused;
 mod channel;
 mod conv1d;
+#[cfg(feature = "cuda")]
+pub(crate) mod cuda;
 mod embed_conv;
 mod fftconv;
 mod fused_unary;

@@ -23,7 +23,10 @@
 //! the shapes only; the partial `dBm`/`dCm` of the groups are added in group order and `dA` is
 //! summed over the batch in batch order, so results are bit-identical for any thread count.
 //!
-//! Other devices: inputs are moved to the CPU and the result back (`to_device` is
+//! CUDA (the `cuda` feature), f32/f64: the same op runs the kernels of `src/ops/cuda/kernels.cu`
+//! (one thread per row forward; the backward recomputes the checkpoints and splits into a
+//! per-row, a per-(batch, state, chunk) and a per-(channel, state) kernel, every sum in a fixed
+//! order). Other devices: inputs are moved to the CPU and the result back (`to_device` is
 //! differentiable in candle 0.11.1); other dtypes (f16, bf16) are computed in f32.
 
 use candle_core::backend::BackendStorage;
@@ -521,6 +524,25 @@ impl CustomOp3 for ScanOp {
         Ok((out, Shape::from((g.b, g.d, g.l))))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let s = [(s1, l1), (s2, l2), (s3, l3)];
+        let y = match s1.dtype() {
+            DType::F32 => gpu::fwd::<f32>(s, &self.g)?,
+            DType::F64 => gpu::fwd::<f64>(s, &self.g)?,
+            other => bail!("{}: unsupported dtype {other:?}", self.name()),
+        };
+        Ok((y, Shape::from((self.g.b, self.g.d, self.g.l))))
+    }
+
     fn bwd(
         &self,
         ud: &Tensor,
@@ -603,6 +625,44 @@ impl CustomOp3 for ScanBwdOp<'_> {
         let len = g.b * 2 * g.d * g.l + g.b * 2 * g.n * g.l + g.d * g.n;
         Ok((out, Shape::from(len)))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle_core::CudaStorage,
+        l1: &Layout,
+        s2: &candle_core::CudaStorage,
+        l2: &Layout,
+        s3: &candle_core::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle_core::CudaStorage, Shape)> {
+        let g = &self.g;
+        let s = [(s1, l1), (s2, l2), (s3, l3)];
+        let out = match s1.dtype() {
+            DType::F32 => gpu::bwd::<f32>(s, g)?,
+            DType::F64 => gpu::bwd::<f64>(s, g)?,
+            other => bail!("{}: unsupported dtype {other:?}", self.name()),
+        };
+        let len = g.b * 2 * g.d * g.l + g.b * 2 * g.n * g.l + g.d * g.n;
+        Ok((out, Shape::from(len)))
+    }
+}
+
+/// True on a CUDA device when this build has the scan kernels (the `cuda` feature); an error
+/// for a state size they cannot hold.
+fn native_gpu(dev: &Device, n: usize) -> Result<bool> {
+    #[cfg(feature = "cuda")]
+    if dev.is_cuda() {
+        if n > gpu::MAX_N {
+            bail!(
+                "selective_scan: the CUDA kernels hold at most {} state values, got {n}",
+                gpu::MAX_N
+            )
+        }
+        return Ok(true);
+    }
+    let _ = (dev, n);
+    Ok(false)
 }
 
 /// Selective scan `y (B, D, L)` of `u, delta (B, D, L)`, `A (D, N)`, `Bm, Cm (B, N, L)` (see the
@@ -673,7 +733,7 @@ pub fn selective_scan_chunked(
             bail!("selective_scan: inputs are on different devices")
         }
     }
-    if !u.device().is_cpu() {
+    if !u.device().is_cpu() && !native_gpu(u.device(), n)? {
         // to_device is differentiable: gradients travel back to the original device.
         let cpu = Device::Cpu;
         let y = selective_scan_chunked(
@@ -702,6 +762,137 @@ pub fn selective_scan_chunked(
             ckpt: Default::default(),
         },
     )
+}
+
+/// Host side of the CUDA kernels (`src/ops/cuda/kernels.cu`): the forward is one thread per
+/// `(batch, channel)` row; the backward recomputes the forward's checkpoints, then runs one
+/// thread per row (d(u, delta), dA partials), one per `(batch, state, chunk)` (d(Bm, Cm), summed
+/// over channels in order) and one per `(channel, state)` (dA summed over the batch in order).
+#[cfg(feature = "cuda")]
+mod gpu {
+    use super::Geom;
+    use crate::ops::cuda::{go, int, kernel, storage, view, zeros, GpuElem};
+    use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, PushKernelArg};
+    use candle_core::{CudaDevice, CudaStorage, Layout, Result};
+
+    /// Largest state size the kernels hold per thread (`GENOLM_SCAN_MAX_N` in kernels.cu).
+    pub(super) const MAX_N: usize = 64;
+
+    /// The sizes as the kernels' `int` arguments.
+    struct Dims {
+        b: i32,
+        d: i32,
+        n: i32,
+        l: i32,
+        chunk: i32,
+    }
+
+    fn dims(g: &Geom) -> Result<Dims> {
+        Ok(Dims {
+            b: int(g.b)?,
+            d: int(g.d)?,
+            n: int(g.n)?,
+            l: int(g.l)?,
+            chunk: int(g.chunk)?,
+        })
+    }
+
+    /// `y (B, D, L)` and the checkpoints `(B, D, nch, N)` from `ud` with `rows` channels per
+    /// batch element (u first, delta next).
+    fn forward<T: GpuElem>(
+        dev: &CudaDevice,
+        ud: &CudaView<'_, T>,
+        rows: usize,
+        bc: &CudaView<'_, T>,
+        a: &CudaView<'_, T>,
+        g: &Geom,
+    ) -> Result<(CudaSlice<T>, CudaSlice<T>)> {
+        let k = dims(g)?;
+        let rows = int(rows)?;
+        let nch = g.l.div_ceil(g.chunk);
+        let mut y = zeros::<T>(dev, g.b * g.d * g.l)?;
+        let mut ck = zeros::<T>(dev, g.b * g.d * nch * g.n)?;
+        let f = kernel!(dev, "scan_fwd", T);
+        let mut args = f.builder();
+        args.arg(ud).arg(bc).arg(a).arg(&mut y).arg(&mut ck);
+        args.arg(&k.b)
+            .arg(&k.d)
+            .arg(&k.n)
+            .arg(&k.l)
+            .arg(&k.chunk)
+            .arg(&rows);
+        go(args, g.b * g.d)?;
+        Ok((y, ck))
+    }
+
+    /// The forward op on CUDA: `ud (B, 2D, L)`, `bc (B, 2N, L)`, `a (D, N)` → `y (B, D, L)`.
+    pub(super) fn fwd<T: GpuElem>(
+        s: [(&CudaStorage, &Layout); 3],
+        g: &Geom,
+    ) -> Result<CudaStorage> {
+        let dev = &s[0].0.device;
+        let (ud, bc, a) = (
+            view::<T>(s[0].0, s[0].1)?,
+            view::<T>(s[1].0, s[1].1)?,
+            view::<T>(s[2].0, s[2].1)?,
+        );
+        let (y, _) = forward(dev, &ud, 2 * g.d, &bc, &a, g)?;
+        Ok(storage(dev, y))
+    }
+
+    /// The backward op on CUDA: `udg (B, 3D, L)`, `bc`, `a` → the flat gradients
+    /// `[d(u, delta) | d(Bm, Cm) | dA]`.
+    pub(super) fn bwd<T: GpuElem>(
+        s: [(&CudaStorage, &Layout); 3],
+        g: &Geom,
+    ) -> Result<CudaStorage> {
+        let dev = &s[0].0.device;
+        let (udg, bc, a) = (
+            view::<T>(s[0].0, s[0].1)?,
+            view::<T>(s[1].0, s[1].1)?,
+            view::<T>(s[2].0, s[2].1)?,
+        );
+        let (_, ck) = forward(dev, &udg, 3 * g.d, &bc, &a, g)?;
+        let k = dims(g)?;
+        let nch = g.l.div_ceil(g.chunk);
+        let mut hs = zeros::<T>(dev, g.b * g.d * (g.chunk + 1) * g.n)?;
+        let mut dhc = zeros::<T>(dev, g.b * g.d * nch * g.n)?;
+        let mut dapart = zeros::<T>(dev, g.b * g.d * g.n)?;
+        let mut hs2 = zeros::<T>(dev, g.b * g.n * nch * (g.chunk + 1))?;
+        let len = g.b * 2 * g.d * g.l + g.b * 2 * g.n * g.l + g.d * g.n;
+        let mut out = zeros::<T>(dev, len)?;
+
+        let f = kernel!(dev, "scan_bwd_rows", T);
+        let mut args = f.builder();
+        args.arg(&udg)
+            .arg(&bc)
+            .arg(&a)
+            .arg(&ck)
+            .arg(&mut hs)
+            .arg(&mut dhc);
+        args.arg(&mut out).arg(&mut dapart);
+        args.arg(&k.b).arg(&k.d).arg(&k.n).arg(&k.l).arg(&k.chunk);
+        go(args, g.b * g.d)?;
+
+        let f = kernel!(dev, "scan_bwd_bc", T);
+        let mut args = f.builder();
+        args.arg(&udg)
+            .arg(&bc)
+            .arg(&a)
+            .arg(&ck)
+            .arg(&dhc)
+            .arg(&mut hs2)
+            .arg(&mut out);
+        args.arg(&k.b).arg(&k.d).arg(&k.n).arg(&k.l).arg(&k.chunk);
+        go(args, g.b * g.n * nch)?;
+
+        let f = kernel!(dev, "scan_bwd_a", T);
+        let mut args = f.builder();
+        args.arg(&dapart).arg(&mut out);
+        args.arg(&k.b).arg(&k.d).arg(&k.n).arg(&k.l);
+        go(args, g.d * g.n)?;
+        Ok(storage(dev, out))
+    }
 }
 
 #[cfg(test)]

@@ -209,7 +209,7 @@ pub fn predict(
     batch: usize,
     rc_average: bool,
 ) -> Result<Vec<Vec<f32>>> {
-    let dev = Device::Cpu;
+    let dev = crate::device::current();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut out = Vec::with_capacity(enc.n());
     let rows: Vec<usize> = (0..enc.n()).collect();
@@ -360,7 +360,7 @@ pub struct Job<'a> {
 
 /// Build a fresh model with weights initialised from `seed`.
 pub fn build_model(cfg: &ModelConfig, seed: u64) -> Result<(Classifier, Weights)> {
-    let dev = Device::Cpu;
+    let dev = crate::device::current();
     let weights = Weights::new();
     let (p, b) = weights.builders(seed, DType::F32, &dev);
     let model = Classifier::new(cfg, p, b)?;
@@ -383,7 +383,7 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
         )));
     }
 
-    let dev = Device::Cpu;
+    let dev = crate::device::current();
     let (model, weights) = build_model(job.model, o.seed)?;
     // Backbone and head are two parameter groups: the backbone's learning rate is scaled.
     let mut opt = step::backbone_head_optimizer(&weights, o)?;

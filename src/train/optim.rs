@@ -232,8 +232,9 @@ impl AdamW {
                     .cloned()
                     .ok_or_else(|| Error::input(format!("checkpoint has no optimizer state '{k}'")))
             };
-            s.m = get(format!("adam.m.{}", s.name))?;
-            s.v = get(format!("adam.v.{}", s.name))?;
+            let dev = s.var.device().clone();
+            s.m = get(format!("adam.m.{}", s.name))?.to_device(&dev)?;
+            s.v = get(format!("adam.v.{}", s.name))?.to_device(&dev)?;
             s.t = match state.get(&format!("adam.t.{}", s.name)) {
                 Some(t) => {
                     let v = t.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;

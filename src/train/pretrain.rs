@@ -37,7 +37,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -376,7 +376,7 @@ pub fn make_causal(cfg: &mut BackboneConfig) -> Result<()> {
 impl LanguageModel {
     /// The same model over `weights` with no autograd graph: the model to evaluate with.
     pub fn frozen(&self, weights: &Weights) -> Result<Self> {
-        let (p, b) = weights.frozen_builders(&Device::Cpu);
+        let (p, b) = weights.frozen_builders(&crate::device::current());
         Self::new(&self.config, p, b)
     }
 
@@ -427,7 +427,7 @@ impl LanguageModel {
 /// Build a fresh language model with weights initialised from `seed`.
 pub fn build_lm(cfg: &LmConfig, seed: u64) -> Result<(LanguageModel, Weights)> {
     let weights = Weights::new();
-    let (p, b) = weights.builders(seed, DType::F32, &Device::Cpu);
+    let (p, b) = weights.builders(seed, DType::F32, &crate::device::current());
     let model = LanguageModel::new(cfg, p, b)?;
     Ok((model, weights))
 }
@@ -456,7 +456,7 @@ pub fn prepare<R: Rng>(
     rng: &mut R,
 ) -> Result<Prepared> {
     let rows = ids.len() / len;
-    let dev = Device::Cpu;
+    let dev = crate::device::current();
     let (inputs, targets, weights, tlen) = match objective {
         Objective::Mlm => {
             let m = mlm_mask(ids, len, info, opts.mask_prob, opts.mask_span, rng);

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -191,7 +191,7 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun> {
         )));
     }
     let weights = Weights::new();
-    let (p, b) = weights.builders(0, DType::F32, &Device::Cpu);
+    let (p, b) = weights.builders(0, DType::F32, &crate::device::current());
     let model = Classifier::new(&config.model, p, b)?;
     let wpath = dir.join("model.safetensors");
     weights.load(&load_tensors(&wpath)?, &wpath.display().to_string())?;

@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -388,7 +388,7 @@ pub fn batch_tensors(
     window: usize,
     weights: &[f64],
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let dev = Device::Cpu;
+    let dev = crate::device::current();
     let b = items.len();
     let mut ids = Vec::with_capacity(b * window);
     let mut y = Vec::with_capacity(b * window * 2);
@@ -470,7 +470,7 @@ fn tile_probs(
         rows.extend(r);
     }
     let bsz = if rc_average { 2 } else { 1 };
-    let ids = Tensor::from_vec(rows, (bsz, len), &Device::Cpu)?;
+    let ids = Tensor::from_vec(rows, (bsz, len), &crate::device::current())?;
     let mut rng = rng_for(0, 9, 0);
     let mut ctx = Ctx {
         train: false,
@@ -711,7 +711,7 @@ pub fn coarse_rows(probs: &[f32], k: usize) -> Vec<f32> {
 /// Build a fresh segmentation model with weights initialised from `seed`.
 pub fn build_model(cfg: &SegmentModelConfig, seed: u64) -> Result<(SegmentModel, Weights)> {
     let weights = Weights::new();
-    let (p, b) = weights.builders(seed, DType::F32, &Device::Cpu);
+    let (p, b) = weights.builders(seed, DType::F32, &crate::device::current());
     let model = SegmentModel::new(cfg, p, b)?;
     Ok((model, weights))
 }
@@ -951,7 +951,7 @@ pub fn load_run(dir: &Path) -> Result<LoadedSegmentRun> {
         )));
     }
     let weights = Weights::new();
-    let (p, b) = weights.builders(0, DType::F32, &Device::Cpu);
+    let (p, b) = weights.builders(0, DType::F32, &crate::device::current());
     let model = SegmentModel::new(&config.model_config(), p, b)?;
     let wpath: PathBuf = dir.join("model.safetensors");
     weights.load(&load_tensors(&wpath)?, &wpath.display().to_string())?;
