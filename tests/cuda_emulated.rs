@@ -226,10 +226,13 @@ fn check_fft(dtype: DType, b: usize, d: usize, l: usize, k: usize, offset: usize
 #[test]
 fn fft_kernels_match_the_cpu_fft_convolution_forward_and_backward() {
     // Causal (K = L, offset 0), two-sided (K = 2L - 1, offset L - 1), a short filter with an
-    // offset, and FFT lengths from 2 to 512.
+    // offset, offsets past the input's end, and FFT lengths from 1 to 512.
     check_fft(DType::F64, 2, 3, 50, 50, 0, 1e-10);
     check_fft(DType::F64, 3, 2, 33, 65, 32, 1e-10);
     check_fft(DType::F64, 1, 2, 1, 1, 0, 1e-10);
     check_fft(DType::F64, 2, 2, 40, 7, 3, 1e-10);
+    // An offset past the input's end (offset >= L): the dk lag is negative.
+    check_fft(DType::F64, 2, 3, 5, 20, 15, 1e-10);
+    check_fft(DType::F64, 1, 2, 3, 8, 7, 1e-10);
     check_fft(DType::F32, 2, 4, 200, 200, 0, 1e-5);
 }

@@ -141,6 +141,7 @@ fn fft_conv_kernels_on_the_gpu_match_the_cpu() {
     for (dtype, (b, d, l, k, off)) in [
         (DType::F64, (2, 3, 50, 50, 0)),
         (DType::F64, (2, 2, 33, 65, 32)),
+        (DType::F64, (2, 3, 5, 20, 15)),
         (DType::F32, (2, 8, 1000, 1000, 0)),
         (DType::F32, (1, 4, 1000, 1999, 999)),
     ] {

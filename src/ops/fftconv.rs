@@ -497,7 +497,7 @@ mod gpu {
         go(args, rows * n)
     }
 
-    /// `out[off + r m + i] = re(x[r, shift + i]) / n` for `i < m`.
+    /// `out[off + r m + i] = re(x[r, (shift + i) mod n]) / n` for `i < m`.
     #[allow(clippy::too_many_arguments)]
     fn take<T: GpuElem>(
         dev: &CudaDevice,
@@ -557,7 +557,17 @@ mod gpu {
         mul(dev, &mut ur, &gf, rows, rows, n)?;
         transform(dev, &mut ur, rows, n, true)?;
         let mut part = zeros::<T>(dev, rows * g.k)?;
-        take(dev, &ur, &mut part, 0, rows, n, g.l - 1 - g.offset, g.k)?;
+        // The lag L - 1 - offset is negative when offset >= L: it wraps (n >= L + K - 1 > offset).
+        take(
+            dev,
+            &ur,
+            &mut part,
+            0,
+            rows,
+            n,
+            (n + g.l - 1 - g.offset) % n,
+            g.k,
+        )?;
         drop(ur);
         let (off, bi, di, ki) = ((rows * g.l) as u64, int(g.b)?, int(g.d)?, int(g.k)?);
         let f = kernel!(dev, "fft_sum_batch", T);

@@ -648,21 +648,15 @@ impl CustomOp3 for ScanBwdOp<'_> {
     }
 }
 
-/// True on a CUDA device when this build has the scan kernels (the `cuda` feature); an error
-/// for a state size they cannot hold.
-fn native_gpu(dev: &Device, n: usize) -> Result<bool> {
+/// True on a CUDA device when this build has the scan kernels (the `cuda` feature) and they can
+/// hold the state (`N <= 64`); otherwise the op runs on the CPU and the result moves back.
+fn native_gpu(dev: &Device, n: usize) -> bool {
     #[cfg(feature = "cuda")]
     if dev.is_cuda() {
-        if n > gpu::MAX_N {
-            bail!(
-                "selective_scan: the CUDA kernels hold at most {} state values, got {n}",
-                gpu::MAX_N
-            )
-        }
-        return Ok(true);
+        return n <= gpu::MAX_N;
     }
     let _ = (dev, n);
-    Ok(false)
+    false
 }
 
 /// Selective scan `y (B, D, L)` of `u, delta (B, D, L)`, `A (D, N)`, `Bm, Cm (B, N, L)` (see the
@@ -733,7 +727,7 @@ pub fn selective_scan_chunked(
             bail!("selective_scan: inputs are on different devices")
         }
     }
-    if !u.device().is_cpu() && !native_gpu(u.device(), n)? {
+    if !u.device().is_cpu() && !native_gpu(u.device(), n) {
         // to_device is differentiable: gradients travel back to the original device.
         let cpu = Device::Cpu;
         let y = selective_scan_chunked(
@@ -751,7 +745,14 @@ pub fn selective_scan_chunked(
         let y = selective_scan_chunked(&f(u)?, &f(delta)?, &f(a)?, &f(bm)?, &f(cm)?, chunk)?;
         return y.to_dtype(dtype);
     }
-    let g = Geom { b, d, n, l, chunk };
+    // A chunk longer than the sequence is one chunk: cap it so no buffer is sized by it.
+    let g = Geom {
+        b,
+        d,
+        n,
+        l,
+        chunk: chunk.min(l),
+    };
     let ud = Tensor::cat(&[u, delta], 1)?.contiguous()?;
     let bc = Tensor::cat(&[bm, cm], 1)?.contiguous()?;
     ud.apply_op3(

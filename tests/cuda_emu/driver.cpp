@@ -153,14 +153,14 @@ static int run(const std::string& op, const std::string& dir, int argc, char** a
     auto gy = load<T>(dir, "gy", (size_t)rows * L);
     std::vector<T> out((size_t)rows * L + (size_t)D * Kl), part((size_t)rows * Kl);
     double* G = forward_rows(gy.data(), x1, t1, rows, L, n, 0);
-    // dk[j] = sum_b (dy_b * reverse(u_b))[j + L - 1 - offset].
+    // dk[j] = sum_b (dy_b * reverse(u_b))[j + L - 1 - offset] (the lag wraps: offset may be >= L).
     double* UR = forward_rows(u.data(), x3, t3, rows, L, n, 1);
     emu_launch(grid_for((size_t)rows * n), BLOCK, genolm_fft_mul, UR, (const double*)G, rows, rows,
                n);
     double* other = UR == x3.data() ? t3.data() : x3.data();
     double* P = fft(UR, other, rows, n, 1);
     emu_launch(grid_for((size_t)rows * Kl), BLOCK, K<T>::take, (const double*)P, part.data(),
-               (unsigned long long)0, rows, n, L - 1 - offset, Kl);
+               (unsigned long long)0, rows, n, (n + L - 1 - offset) % n, Kl);
     emu_launch(grid_for((size_t)D * Kl), BLOCK, K<T>::sum_batch, (const T*)part.data(), out.data(),
                (unsigned long long)rows * L, B, D, Kl);
     // du[s] = (dy * reverse(k))[s + K - 1 - offset].

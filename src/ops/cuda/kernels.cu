@@ -239,13 +239,14 @@ __device__ void fft_mul(double* x, const double* y, int rows, int yrows, int n) 
   x[2 * idx + 1] = ar * bi + ai * br;
 }
 
-// out[off + r * m + i] = re(x[r, shift + i]) / n for i < m (x holds an unscaled inverse).
+// out[off + r * m + i] = re(x[r, (shift + i) mod n]) / n for i < m (x holds an unscaled
+// inverse; the index wraps because a correlation's lag can be negative).
 template <typename T>
 __device__ void fft_take(const double* x, T* out, size_t off, int rows, int n, int shift, int m) {
   size_t idx = GENOLM_IDX;
   if (idx >= (size_t)rows * m) return;
   size_t r = idx / m, i = idx % m;
-  out[off + idx] = (T)(x[2 * (r * n + shift + i)] / (double)n);
+  out[off + idx] = (T)(x[2 * (r * n + ((size_t)shift + i) % n)] / (double)n);
 }
 
 // out[off + d * k + j] = sum over b (in batch order) of part[(b * dd + d) * k + j].
