@@ -32,9 +32,10 @@ pub struct SegmentArgs {
     /// Segment: training window in bases.
     #[arg(long, default_value_t = 4096)]
     pub window: usize,
-    /// Segment: largest shift augmentation in bases.
-    #[arg(long, default_value_t = 64)]
-    pub max_shift: usize,
+    /// Largest shift augmentation: segment, in bases (default 64); classify, in tokens, with
+    /// `[PAD]` filling the vacated end (default 0 = off).
+    #[arg(long)]
+    pub max_shift: Option<usize>,
     /// Segment: cap of the inverse-frequency class weights (1 = unweighted).
     #[arg(long, default_value_t = 10.0)]
     pub class_weight_cap: f64,
@@ -137,7 +138,7 @@ pub fn run_train(args: &crate::cli::train::Args) -> Result<()> {
             gff: gff.clone(),
             holdout: s.holdout.clone(),
             window: s.window,
-            max_shift: s.max_shift,
+            max_shift: s.max_shift.unwrap_or(64),
             class_weight_cap: s.class_weight_cap,
             valid_fraction: args.valid_fraction,
             mode: s.mode,

@@ -179,6 +179,7 @@ impl Args {
             metric: self.metric.clone(),
             rc_augment: !self.no_rc_augment,
             rc_average: !self.no_rc_average,
+            max_shift: self.segment.max_shift.unwrap_or(0),
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             max_steps: self.max_steps,

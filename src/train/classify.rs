@@ -61,6 +61,9 @@ pub struct TrainOptions {
     pub rc_augment: bool,
     /// Average predictions over the sequence and its reverse complement at evaluation.
     pub rc_average: bool,
+    /// Shift each training example by a uniform random `-max_shift ..= max_shift` tokens,
+    /// filling the vacated end with `[PAD]` (0 = off).
+    pub max_shift: usize,
     /// Seed for initialisation, data order, augmentation and dropout.
     pub seed: u64,
     /// Save a resumable checkpoint every this many steps (0 = at the end of each epoch only).
@@ -95,6 +98,7 @@ impl Default for TrainOptions {
             metric: "auroc".into(),
             rc_augment: true,
             rc_average: true,
+            max_shift: 0,
             seed: 0,
             checkpoint_every: 0,
             max_steps: 0,
@@ -135,6 +139,8 @@ pub struct Encoded {
     pub labels: Vec<u32>,
     /// Tokens per sequence.
     pub len: usize,
+    /// The tokenizer's `[PAD]` id (0 without one), for shifted examples.
+    pub pad: u32,
 }
 
 impl Encoded {
@@ -175,6 +181,7 @@ pub fn encode_set(set: &LabeledSet, tok: &dyn Tokenizer, len: Option<usize>) -> 
         rc_ids,
         labels: set.labels.clone(),
         len: want,
+        pad: tok.special_tokens().pad.unwrap_or(0),
     })
 }
 
@@ -188,6 +195,19 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
 }
 
 fn batch_tensor(enc: &Encoded, rows: &[usize], rc: &[bool], dev: &Device) -> Result<Tensor> {
+    shifted_batch(enc, rows, rc, &[], dev)
+}
+
+/// Rows `rows` of `enc` as a `(B, L)` id tensor; `rc[k]` takes row k's reverse complement and
+/// `shift[k]` moves it right (positive) or left by that many tokens, `[PAD]` filling the
+/// vacated end (missing entries: no RC, no shift).
+fn shifted_batch(
+    enc: &Encoded,
+    rows: &[usize],
+    rc: &[bool],
+    shift: &[i64],
+    dev: &Device,
+) -> Result<Tensor> {
     let l = enc.len;
     let mut flat = Vec::with_capacity(rows.len() * l);
     for (k, &i) in rows.iter().enumerate() {
@@ -196,7 +216,16 @@ fn batch_tensor(enc: &Encoded, rows: &[usize], rc: &[bool], dev: &Device) -> Res
         } else {
             &enc.ids
         };
-        flat.extend_from_slice(&src[i * l..(i + 1) * l]);
+        let row = &src[i * l..(i + 1) * l];
+        let s = shift.get(k).copied().unwrap_or(0);
+        let m = (s.unsigned_abs() as usize).min(l);
+        if s >= 0 {
+            flat.extend(std::iter::repeat_n(enc.pad, m));
+            flat.extend_from_slice(&row[..l - m]);
+        } else {
+            flat.extend_from_slice(&row[m..]);
+            flat.extend(std::iter::repeat_n(enc.pad, m));
+        }
     }
     Ok(Tensor::from_vec(flat, (rows.len(), l), dev)?)
 }
@@ -426,7 +455,14 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
                     .iter()
                     .map(|_| o.rc_augment && rng.random_bool(0.5))
                     .collect();
-                let x = batch_tensor(job.train, rows, &rc, &dev)?;
+                // Drawn only when shifting, so runs without it keep their random stream.
+                let m = o.max_shift as i64;
+                let shift: Vec<i64> = if m > 0 {
+                    rows.iter().map(|_| rng.random_range(-m..=m)).collect()
+                } else {
+                    Vec::new()
+                };
+                let x = shifted_batch(job.train, rows, &rc, &shift, &dev)?;
                 let y: Vec<u32> = rows.iter().map(|&i| job.train.labels[i]).collect();
                 let y = Tensor::from_vec(y, rows.len(), &dev)?;
                 let mut ctx = Ctx {
@@ -504,4 +540,39 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
 pub fn prepare_dir(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), e))?;
     Ok(dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc() -> Encoded {
+        Encoded {
+            ids: vec![5, 6, 7, 8, 9, 10, 11, 12],
+            rc_ids: vec![8, 7, 6, 5, 12, 11, 10, 9],
+            labels: vec![0, 1],
+            len: 4,
+            pad: 0,
+        }
+    }
+
+    fn rows(t: &Tensor) -> Vec<Vec<u32>> {
+        t.to_vec2().unwrap()
+    }
+
+    #[test]
+    fn shifted_batches_move_tokens_and_pad_the_vacated_end() {
+        let e = enc();
+        let dev = Device::Cpu;
+        let plain = shifted_batch(&e, &[1, 0], &[], &[], &dev).unwrap();
+        assert_eq!(rows(&plain), vec![vec![9, 10, 11, 12], vec![5, 6, 7, 8]]);
+        let s = shifted_batch(&e, &[0, 1, 0], &[false, true, false], &[2, -1, 9], &dev).unwrap();
+        assert_eq!(
+            rows(&s),
+            vec![vec![0, 0, 5, 6], vec![11, 10, 9, 0], vec![0, 0, 0, 0]]
+        );
+        // A zero shift is the plain batch.
+        let z = shifted_batch(&e, &[1, 0], &[], &[0, 0], &dev).unwrap();
+        assert_eq!(rows(&z), rows(&plain));
+    }
 }
