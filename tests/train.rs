@@ -136,24 +136,21 @@ fn same_seed_same_numbers_and_complete_run_dir() {
     assert!((p[0] + p[1] - 1.0).abs() < 1e-4);
 }
 
-#[test]
-fn killed_run_resumes_to_identical_metrics() {
-    let tmp = tempfile::tempdir().unwrap();
-    let spec = small_demo(tmp.path(), 150);
-    let full = tmp.path().join("full");
-    let extra = ["--checkpoint-every", "3"];
-    let o = genolm(&train_args(&spec, &full.to_string_lossy(), &extra));
+/// Train with `extra` uninterrupted and again killed (SIGKILL) mid-epoch then resumed; the
+/// two runs must end identical. Returns the uninterrupted run's directory.
+fn kill_and_resume(tmp: &Path, spec: &str, extra: &[&str]) -> PathBuf {
+    let full = tmp.join("full");
+    let mut args = vec!["--checkpoint-every", "3"];
+    args.extend_from_slice(extra);
+    let o = genolm(&train_args(spec, &full.to_string_lossy(), &args));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-    let part = tmp.path().join("part");
+    let part = tmp.join("part");
     let part_s = part.to_string_lossy().to_string();
     // Kill (SIGKILL) once a mid-epoch checkpoint exists and training has moved past it.
-    common::kill_after_checkpoint(BIN, &train_args(&spec, &part_s, &extra), &part, 13);
-    let o = genolm(&train_args(
-        &spec,
-        &part_s,
-        &[extra[0], extra[1], "--resume"],
-    ));
+    common::kill_after_checkpoint(BIN, &train_args(spec, &part_s, &args), &part, 13);
+    args.push("--resume");
+    let o = genolm(&train_args(spec, &part_s, &args));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(report(&full), report(&part));
     assert_eq!(
@@ -164,6 +161,43 @@ fn killed_run_resumes_to_identical_metrics() {
     let log = std::fs::read_to_string(part.join("metrics.jsonl")).unwrap();
     let full_log = std::fs::read_to_string(full.join("metrics.jsonl")).unwrap();
     assert_eq!(log.lines().count(), full_log.lines().count());
+    full
+}
+
+#[test]
+fn killed_run_resumes_to_identical_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 150);
+    kill_and_resume(tmp.path(), &spec, &[]);
+}
+
+#[test]
+fn moving_average_runs_resume_exactly_and_keep_the_averaged_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 150);
+    let ema = tmp.path().join("ema");
+    std::fs::create_dir_all(&ema).unwrap();
+    let ema_run = kill_and_resume(&ema, &spec, &["--ema", "0.9"]);
+    // Same seed without the average: the kept weights differ.
+    let plain = tmp.path().join("plain");
+    let o = genolm(&train_args(
+        &spec,
+        &plain.to_string_lossy(),
+        &["--checkpoint-every", "3"],
+    ));
+    assert!(o.status.success());
+    assert_ne!(
+        std::fs::read(ema_run.join("model.safetensors")).unwrap(),
+        std::fs::read(plain.join("model.safetensors")).unwrap()
+    );
+    expect_error(
+        &train_args(
+            &spec,
+            &tmp.path().join("bad").to_string_lossy(),
+            &["--ema", "1"],
+        ),
+        "--ema",
+    );
 }
 
 #[test]

@@ -73,6 +73,10 @@ pub struct Args {
     /// Validation metric for early stopping: auroc, auprc, f1, mcc, accuracy, loss.
     #[arg(long, default_value = "auroc")]
     pub metric: String,
+    /// Classify: validate, keep and report an exponential moving average of the weights with this
+    /// decay (e.g. 0.99; 0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    pub ema: f64,
     /// Turn off reverse-complement augmentation.
     #[arg(long)]
     pub no_rc_augment: bool,
@@ -180,6 +184,7 @@ impl Args {
             rc_augment: !self.no_rc_augment,
             rc_average: !self.no_rc_average,
             max_shift: self.segment.max_shift.unwrap_or(0),
+            ema: self.ema,
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             max_steps: self.max_steps,

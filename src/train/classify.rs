@@ -61,6 +61,9 @@ pub struct TrainOptions {
     pub rc_augment: bool,
     /// Average predictions over the sequence and its reverse complement at evaluation.
     pub rc_average: bool,
+    /// Validate, keep and return the exponential moving average of the weights with this decay
+    /// (see [`crate::train::optim::AdamW::enable_ema`]; 0 = off, the raw weights).
+    pub ema: f64,
     /// Shift each training example by a uniform random `-max_shift ..= max_shift` tokens,
     /// filling the vacated end with `[PAD]` (0 = off).
     pub max_shift: usize,
@@ -99,6 +102,7 @@ impl Default for TrainOptions {
             rc_augment: true,
             rc_average: true,
             max_shift: 0,
+            ema: 0.0,
             seed: 0,
             checkpoint_every: 0,
             max_steps: 0,
@@ -416,6 +420,7 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
     let (model, weights) = build_model(job.model, o.seed)?;
     // Backbone and head are two parameter groups: the backbone's learning rate is scaled.
     let mut opt = step::backbone_head_optimizer(&weights, o)?;
+    opt.enable_ema(o.ema)?;
     let n = job.train.n();
     let total_steps = step::total_steps(n, o.batch_size, o.accumulate, o.epochs, o.max_steps);
     let sched = step::schedule(o.lr, o.warmup_frac, o.min_lr_ratio, total_steps);
@@ -500,7 +505,9 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
                 break;
             }
         }
-        // End of epoch (or max steps): validate, keep the best, decide on stopping.
+        // End of epoch (or max steps): validate, keep the best, decide on stopping. With a
+        // moving average, the averaged weights are validated and kept, then swapped back out.
+        opt.swap_ema()?;
         let frozen = model.frozen(&weights)?;
         let probs = predict(&frozen, job.valid, o.batch_size.max(256), o.rc_average)?;
         let vloss = mean_nll(&probs, &job.valid.labels);
@@ -522,6 +529,8 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
             files: &files,
         }
         .apply(&mut st, &mut log, &weights)?;
+        drop(frozen);
+        opt.swap_ema()?;
         bar.println(format!(
             "epoch {}: train loss {train_loss:.4}, valid loss {vloss:.4}, valid {} {:.4}",
             st.epoch,

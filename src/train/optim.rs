@@ -53,6 +53,22 @@ struct Slot {
     decay: bool,
     /// Updates this parameter has received (for the bias correction).
     t: u64,
+    /// Exponential moving average of the parameter, not yet bias-corrected (with
+    /// [`AdamW::enable_ema`]; zeros before the first step).
+    ema: Option<Tensor>,
+    /// The parameter's own value while the average is swapped in ([`AdamW::swap_ema`]).
+    held: Option<Tensor>,
+}
+
+impl Slot {
+    /// `ema = d·ema + (1 − d)·param` (when an average is kept).
+    fn update_ema(&mut self, d: f64) -> Result<()> {
+        if let Some(e) = &self.ema {
+            let p = self.var.as_tensor().detach();
+            self.ema = Some(((e * d)? + (p * (1.0 - d))?)?);
+        }
+        Ok(())
+    }
 }
 
 /// AdamW over named variables.
@@ -60,6 +76,8 @@ pub struct AdamW {
     slots: Vec<Slot>,
     step: u64,
     cfg: AdamWConfig,
+    /// Decay of the parameters' moving average (0: none kept).
+    ema_decay: f64,
 }
 
 impl AdamW {
@@ -80,6 +98,8 @@ impl AdamW {
                     lr_scale,
                     decay,
                     t: 0,
+                    ema: None,
+                    held: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -87,7 +107,44 @@ impl AdamW {
             slots,
             step: 0,
             cfg,
+            ema_decay: 0.0,
         })
+    }
+
+    /// Keep an exponential moving average of every parameter over the optimizer steps:
+    /// `a_t = decay·a_{t−1} + (1 − decay)·param_t` from `a_0 = 0`, used bias-corrected as
+    /// `a_t / (1 − decay^t)` (as Adam's moments are), i.e. the average of the parameter's values
+    /// after each step with weights `decay^(t − i)`. `decay` must be in `[0, 1)`; 0 turns it off.
+    pub fn enable_ema(&mut self, decay: f64) -> Result<()> {
+        if !(0.0..1.0).contains(&decay) {
+            return Err(Error::input(format!(
+                "--ema must be in [0, 1) (0 = off), got {decay}"
+            )));
+        }
+        self.ema_decay = decay;
+        Ok(())
+    }
+
+    /// True when a moving average is kept.
+    pub fn has_ema(&self) -> bool {
+        self.ema_decay > 0.0
+    }
+
+    /// Swap the bias-corrected moving average in for the parameters' values, or (called again)
+    /// the values back in, so that a validation or checkpoint sees the averaged weights. Does
+    /// nothing without an average or before the first step.
+    pub fn swap_ema(&mut self) -> Result<()> {
+        let corr = 1.0 - self.ema_decay.powi(self.step.min(i32::MAX as u64) as i32);
+        for s in &mut self.slots {
+            if let Some(v) = s.held.take() {
+                s.var.set(&v)?;
+            } else if let (Some(e), true) = (&s.ema, self.step > 0) {
+                // A copy: `Var::set` writes in place, so the held value must own its storage.
+                s.held = Some(s.var.as_tensor().detach().copy()?);
+                s.var.set(&(e / corr)?)?;
+            }
+        }
+        Ok(())
     }
 
     /// Steps taken so far.
@@ -171,10 +228,24 @@ impl AdamW {
                 "gradient list does not match parameters".into(),
             ));
         }
+        if self.slots.iter().any(|s| s.held.is_some()) {
+            return Err(Error::Internal(
+                "optimizer step with the moving average swapped in".into(),
+            ));
+        }
         self.step += 1;
         let c = self.cfg;
+        let ema_d = self.ema_decay;
+        if self.has_ema() {
+            for s in &mut self.slots {
+                if s.ema.is_none() {
+                    s.ema = Some(s.var.as_tensor().zeros_like()?);
+                }
+            }
+        }
         for (s, g) in self.slots.iter_mut().zip(grads) {
             let Some(g) = g else {
+                s.update_ema(ema_d)?;
                 continue;
             };
             s.t += 1;
@@ -199,6 +270,7 @@ impl AdamW {
                 p.clone()
             };
             s.var.set(&(p - (update * lr)?)?)?;
+            s.update_ema(ema_d)?;
         }
         Ok(())
     }
@@ -208,8 +280,9 @@ impl AdamW {
         self.slots.iter().find(|s| s.name == name).map(|s| s.t)
     }
 
-    /// Optimizer state as named tensors (`adam.m.NAME`, `adam.v.NAME`, and the per-parameter
-    /// step count `adam.t.NAME` as a one-element f64 tensor) for checkpoints.
+    /// Optimizer state as named tensors (`adam.m.NAME`, `adam.v.NAME`, the per-parameter step
+    /// count `adam.t.NAME` as a one-element f64 tensor, and `adam.ema.NAME` when a moving average
+    /// is kept) for checkpoints.
     pub fn state(&self) -> HashMap<String, Tensor> {
         let mut out = HashMap::new();
         for s in &self.slots {
@@ -217,6 +290,9 @@ impl AdamW {
             out.insert(format!("adam.v.{}", s.name), s.v.clone());
             if let Ok(t) = Tensor::new(&[s.t as f64], s.m.device()) {
                 out.insert(format!("adam.t.{}", s.name), t);
+            }
+            if let Some(e) = &s.ema {
+                out.insert(format!("adam.ema.{}", s.name), e.clone());
             }
         }
         out
@@ -249,6 +325,16 @@ impl AdamW {
                     }
                 }
                 None => step,
+            };
+            s.ema = match state.get(&format!("adam.ema.{}", s.name)) {
+                Some(e) if self.ema_decay > 0.0 => Some(e.to_device(&dev)?),
+                None if self.ema_decay > 0.0 && step > 0 => {
+                    return Err(Error::input(format!(
+                        "checkpoint has no moving average for '{}' (was it trained without --ema?)",
+                        s.name
+                    )))
+                }
+                _ => None,
             };
         }
         self.step = step;
@@ -319,6 +405,62 @@ mod tests {
         let mut opt2 = AdamW::new(vec![("w".into(), var.clone(), 1.0)], cfg).unwrap();
         opt2.load_state(&st, 1).unwrap();
         assert_eq!(opt2.step_count(), 1);
+    }
+
+    #[test]
+    fn moving_average_is_bias_corrected_swaps_and_checkpoints() {
+        let dev = Device::Cpu;
+        let var = Var::from_tensor(&Tensor::new(&[1f64, -2.0], &dev).unwrap()).unwrap();
+        let cfg = AdamWConfig {
+            weight_decay: 0.0,
+            ..Default::default()
+        };
+        let mut opt = AdamW::new(vec![("w".into(), var.clone(), 1.0)], cfg).unwrap();
+        assert!(opt.enable_ema(1.0).is_err() && opt.enable_ema(-0.1).is_err());
+        opt.enable_ema(0.9).unwrap();
+        let g = Tensor::new(&[0.5f64, -0.5], &dev).unwrap();
+        let p = |v: &Var| v.as_tensor().to_vec1::<f64>().unwrap();
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-12);
+        // A constant gradient moves each element by lr × sign(g) per step (m̂ = g, v̂ = g²).
+        let p0 = p(&var);
+        let mut seen: Vec<Vec<f64>> = Vec::new();
+        for step in 1..=3u64 {
+            opt.step_grads(vec![Some(g.clone())], 0.1, 1.0).unwrap();
+            assert!((p(&var)[0] - (p0[0] - 0.1 * step as f64)).abs() < 1e-6);
+            seen.push(p(&var));
+        }
+        // The average of the values after steps 1..3 with weights 0.9^(3 - i).
+        let w = [0.81, 0.9, 1.0];
+        let total: f64 = w.iter().sum();
+        let want: Vec<f64> = (0..2)
+            .map(|k| (0..3).map(|i| w[i] * seen[i][k]).sum::<f64>() / total)
+            .collect();
+        let raw = p(&var);
+        opt.swap_ema().unwrap();
+        assert!(close(&p(&var), &want), "{:?} {want:?}", p(&var));
+        // No step while swapped.
+        assert!(opt.step_grads(vec![Some(g.clone())], 0.1, 1.0).is_err());
+        assert_eq!(opt.step_count(), 3);
+        opt.swap_ema().unwrap();
+        assert_eq!(p(&var), raw);
+        // The average travels in the checkpoint; a checkpoint without one is refused.
+        let st = opt.state();
+        assert!(st.contains_key("adam.ema.w"));
+        let mut opt2 = AdamW::new(vec![("w".into(), var.clone(), 1.0)], cfg).unwrap();
+        opt2.enable_ema(0.9).unwrap();
+        opt2.load_state(&st, 3).unwrap();
+        opt2.swap_ema().unwrap();
+        assert!(close(&p(&var), &want));
+        opt2.swap_ema().unwrap();
+        let mut plain = st.clone();
+        plain.remove("adam.ema.w");
+        let mut opt3 = AdamW::new(vec![("w".into(), var.clone(), 1.0)], cfg).unwrap();
+        opt3.enable_ema(0.9).unwrap();
+        assert!(opt3.load_state(&plain, 3).is_err());
+        // Without an average, swapping changes nothing.
+        let mut opt4 = AdamW::new(vec![("w".into(), var.clone(), 1.0)], cfg).unwrap();
+        opt4.swap_ema().unwrap();
+        assert_eq!(p(&var), raw);
     }
 
     #[test]
