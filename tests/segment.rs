@@ -501,6 +501,25 @@ fn segment_errors_are_clear() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("one token per base"), "{}", stderr(&o));
+    let o = genolm(&[
+        "train",
+        "--task",
+        "segment",
+        "--genome",
+        &fa,
+        "--gff",
+        &gff,
+        "--ema",
+        "0.99",
+        "--out",
+        &out.to_string_lossy(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--ema is for --task classify"),
+        "{}",
+        stderr(&o)
+    );
     // A classification run given to annotate.
     let cls = tmp.path().join("cls");
     std::fs::create_dir_all(&cls).unwrap();

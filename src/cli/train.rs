@@ -541,6 +541,11 @@ fn run_cv(args: &Args, cv: &str) -> Result<serde_json::Value> {
 /// Run `genolm train`.
 pub fn run(args: Args) -> Result<()> {
     if args.task == "segment" {
+        if args.ema != 0.0 {
+            return Err(Error::input(
+                "--ema is for --task classify (segment training keeps no moving average)",
+            ));
+        }
         return crate::cli::segment::run_train(&args);
     }
     if args.train.is_empty() {
