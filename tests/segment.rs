@@ -449,17 +449,15 @@ fn segment_errors_are_clear() {
     );
     let bad_gff = write(tmp.path(), "bad.gff3", &GFF.replace("s1\t", "chrX\t"));
     let out = tmp.path().join("run");
-    let o = genolm(&[
-        "train",
-        "--task",
-        "segment",
-        "--genome",
-        &fa,
-        "--gff",
-        &bad_gff,
-        "--out",
-        &out.to_string_lossy(),
-    ]);
+    let out_s = out.to_string_lossy().to_string();
+    // `train --task segment` on `fa` with annotation `gff` and the extra arguments.
+    let train = |gff: &str, extra: &[&str]| {
+        let mut args = vec!["train", "--task", "segment", "--genome", &fa, "--gff", gff];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--out", &out_s]);
+        genolm(&args)
+    };
+    let o = train(&bad_gff, &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("seqid 'chrX' is not a sequence of"),
@@ -467,53 +465,17 @@ fn segment_errors_are_clear() {
         stderr(&o)
     );
     let gff = write(tmp.path(), "ok.gff3", GFF);
-    let o = genolm(&[
-        "train",
-        "--task",
-        "segment",
-        "--genome",
-        &fa,
-        "--gff",
-        &gff,
-        "--holdout",
-        "chr9",
-        "--out",
-        &out.to_string_lossy(),
-    ]);
+    let o = train(&gff, &["--holdout", "chr9"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("--holdout chr9: not a record"),
         "{}",
         stderr(&o)
     );
-    let o = genolm(&[
-        "train",
-        "--task",
-        "segment",
-        "--genome",
-        &fa,
-        "--gff",
-        &gff,
-        "--tokenizer",
-        "kmer:3",
-        "--out",
-        &out.to_string_lossy(),
-    ]);
+    let o = train(&gff, &["--tokenizer", "kmer:3"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("one token per base"), "{}", stderr(&o));
-    let o = genolm(&[
-        "train",
-        "--task",
-        "segment",
-        "--genome",
-        &fa,
-        "--gff",
-        &gff,
-        "--ema",
-        "0.99",
-        "--out",
-        &out.to_string_lossy(),
-    ]);
+    let o = train(&gff, &["--ema", "0.99"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("--ema is for --task classify"),
