@@ -12,6 +12,9 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Tensor, Var};
 
+mod common;
+use common::{flat, max_rel_err, uniform_values};
+
 /// The compiled driver, or `None` (with a message) without a C++ compiler.
 fn driver() -> Option<&'static Path> {
     static DRIVER: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -35,19 +38,6 @@ fn driver() -> Option<&'static Path> {
             None
         })
         .as_deref()
-}
-
-/// Seeded values in [lo, hi).
-fn values(n: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            lo + (hi - lo) * ((s >> 11) as f64 / (1u64 << 53) as f64)
-        })
-        .collect()
 }
 
 /// Write `t` (any float dtype) as raw values of `dtype` to `dir/name.bin`.
@@ -95,20 +85,10 @@ fn run(drv: &Path, dir: &Path, op: &str, dtype: DType, dims: &[usize]) -> Vec<f6
     }
 }
 
-fn flat(t: &Tensor) -> Vec<f64> {
-    t.flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
-/// Largest |a - b| relative to the largest |b| (both non-empty, same length).
+/// [`common::max_rel_err`], naming `what` when the lengths differ or a value is not finite.
 fn rel_err(what: &str, a: &[f64], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len(), "{what}: lengths differ");
-    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-30);
-    let e = a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale;
+    let e = max_rel_err(a, b);
     assert!(e.is_finite(), "{what}: non-finite values");
     e
 }
@@ -129,12 +109,32 @@ fn t(v: Vec<f64>, shape: &[usize], dtype: DType) -> Tensor {
 fn check_scan(dtype: DType, b: usize, d: usize, n: usize, l: usize, chunk: usize, tol: f64) {
     let Some(drv) = driver() else { return };
     let dir = tmpdir(&format!("scan-{dtype:?}-{l}-{chunk}"));
-    let u = Var::from_tensor(&t(values(b * d * l, 1, -1.0, 1.0), &[b, d, l], dtype)).unwrap();
-    let dl = Var::from_tensor(&t(values(b * d * l, 2, 0.01, 0.5), &[b, d, l], dtype)).unwrap();
-    let a = Var::from_tensor(&t(values(d * n, 3, -2.0, -0.1), &[d, n], dtype)).unwrap();
-    let bm = Var::from_tensor(&t(values(b * n * l, 4, -1.0, 1.0), &[b, n, l], dtype)).unwrap();
-    let cm = Var::from_tensor(&t(values(b * n * l, 5, -1.0, 1.0), &[b, n, l], dtype)).unwrap();
-    let gy = t(values(b * d * l, 6, -1.0, 1.0), &[b, d, l], dtype);
+    let u = Var::from_tensor(&t(
+        uniform_values(b * d * l, 1, -1.0, 1.0),
+        &[b, d, l],
+        dtype,
+    ))
+    .unwrap();
+    let dl = Var::from_tensor(&t(
+        uniform_values(b * d * l, 2, 0.01, 0.5),
+        &[b, d, l],
+        dtype,
+    ))
+    .unwrap();
+    let a = Var::from_tensor(&t(uniform_values(d * n, 3, -2.0, -0.1), &[d, n], dtype)).unwrap();
+    let bm = Var::from_tensor(&t(
+        uniform_values(b * n * l, 4, -1.0, 1.0),
+        &[b, n, l],
+        dtype,
+    ))
+    .unwrap();
+    let cm = Var::from_tensor(&t(
+        uniform_values(b * n * l, 5, -1.0, 1.0),
+        &[b, n, l],
+        dtype,
+    ))
+    .unwrap();
+    let gy = t(uniform_values(b * d * l, 6, -1.0, 1.0), &[b, d, l], dtype);
     let y = genolm::ops::selective_scan_chunked(&u, &dl, &a, &bm, &cm, chunk).unwrap();
     let grads = (&y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
     let g = |v: &Var| flat(grads.get(v).unwrap());
@@ -191,9 +191,14 @@ fn scan_kernels_match_the_cpu_scan_forward_and_backward() {
 fn check_fft(dtype: DType, b: usize, d: usize, l: usize, k: usize, offset: usize, tol: f64) {
     let Some(drv) = driver() else { return };
     let dir = tmpdir(&format!("fft-{dtype:?}-{l}-{k}"));
-    let u = Var::from_tensor(&t(values(b * d * l, 11, -1.0, 1.0), &[b, d, l], dtype)).unwrap();
-    let kk = Var::from_tensor(&t(values(d * k, 12, -1.0, 1.0), &[d, k], dtype)).unwrap();
-    let gy = t(values(b * d * l, 13, -1.0, 1.0), &[b, d, l], dtype);
+    let u = Var::from_tensor(&t(
+        uniform_values(b * d * l, 11, -1.0, 1.0),
+        &[b, d, l],
+        dtype,
+    ))
+    .unwrap();
+    let kk = Var::from_tensor(&t(uniform_values(d * k, 12, -1.0, 1.0), &[d, k], dtype)).unwrap();
+    let gy = t(uniform_values(b * d * l, 13, -1.0, 1.0), &[b, d, l], dtype);
     let y = genolm::ops::fft_conv(&u, &kk, offset).unwrap();
     let grads = (&y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
     write(&dir, "u", u.as_tensor(), dtype);

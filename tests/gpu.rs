@@ -10,6 +10,9 @@ use candle_core::{DType, Device, Tensor, Var};
 use genolm::models::{BackboneConfig, Classifier, Ctx, ModelConfig, Weights};
 use rand::SeedableRng;
 
+mod common;
+use common::{flat, max_rel_err, uniform_values};
+
 /// GPU 0, or `None` with a message.
 fn gpu() -> Option<Device> {
     match Device::new_cuda(0) {
@@ -25,38 +28,9 @@ fn gpu() -> Option<Device> {
     }
 }
 
-fn values(n: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            lo + (hi - lo) * ((s >> 11) as f64 / (1u64 << 53) as f64)
-        })
-        .collect()
-}
-
-fn flat(t: &Tensor) -> Vec<f64> {
-    t.to_device(&Device::Cpu)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_dtype(DType::F64)
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
 /// Largest |a - b| relative to the largest |b|.
 fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
-    let (a, b) = (flat(a), flat(b));
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-30);
-    a.iter()
-        .zip(&b)
-        .fold(0f64, |m, (x, y)| m.max((x - y).abs()))
-        / scale
+    max_rel_err(&flat(a), &flat(b))
 }
 
 /// Inputs as variables on `dev`, from the same seeded values.
@@ -65,7 +39,7 @@ fn vars(dev: &Device, dtype: DType, specs: &[(&[usize], u64, f64, f64)]) -> Vec<
         .iter()
         .map(|(shape, seed, lo, hi)| {
             let n = shape.iter().product();
-            let t = Tensor::from_vec(values(n, *seed, *lo, *hi), *shape, &Device::Cpu)
+            let t = Tensor::from_vec(uniform_values(n, *seed, *lo, *hi), *shape, &Device::Cpu)
                 .unwrap()
                 .to_dtype(dtype)
                 .unwrap()
@@ -96,7 +70,7 @@ fn compare(
     let Some(dev) = gpu() else { return };
     let tol = if dtype == DType::F64 { 1e-10 } else { 1e-4 };
     let n: usize = out.iter().product();
-    let w = Tensor::from_vec(values(n, 99, -1.0, 1.0), out, &Device::Cpu)
+    let w = Tensor::from_vec(uniform_values(n, 99, -1.0, 1.0), out, &Device::Cpu)
         .unwrap()
         .to_dtype(dtype)
         .unwrap();
@@ -166,7 +140,7 @@ fn model_pass(name: &str, dev: &Device) -> (f64, Vec<(String, Vec<f64>)>) {
     let weights = Weights::new();
     let (p, b) = weights.builders(7, DType::F32, dev);
     let model = Classifier::new(&cfg, p, b).unwrap();
-    let ids: Vec<u32> = values(4 * 256, 21, 5.0, 9.99)
+    let ids: Vec<u32> = uniform_values(4 * 256, 21, 5.0, 9.99)
         .iter()
         .map(|v| *v as u32)
         .collect();

@@ -33,6 +33,27 @@ pub fn rand_t(r: &mut ChaCha8Rng, shape: &[usize]) -> Tensor {
     Tensor::from_vec(rand_vec(r, n), shape, &Device::Cpu).unwrap()
 }
 
+/// `n` seeded values uniform in `[lo, hi)` (xorshift64, the same on every machine).
+pub fn uniform_values(n: usize, seed: u64, lo: f64, hi: f64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 11) as f64 / (1u64 << 53) as f64)
+        })
+        .collect()
+}
+
+/// Largest `|a - b|` relative to the largest `|b|` (at least 1e-30); the lengths must match.
+pub fn max_rel_err(a: &[f64], b: &[f64]) -> f64 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    let scale = b.iter().fold(0f64, |m, v| m.max(v.abs())).max(1e-30);
+    a.iter().zip(b).fold(0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+/// Every value of `t` (any device, any float dtype) as f64, flattened.
 pub fn flat(t: &Tensor) -> Vec<f64> {
     t.to_dtype(DType::F64)
         .unwrap()
