@@ -55,6 +55,18 @@ pub(crate) fn view<'a, T: GpuElem>(s: &'a CudaStorage, l: &Layout) -> Result<Cud
     }
 }
 
+/// [`view`] of each `(storage, layout)` input of an op, in order.
+pub(crate) fn views<'a, T: GpuElem, const K: usize>(
+    s: [(&'a CudaStorage, &Layout); K],
+) -> Result<[CudaView<'a, T>; K]> {
+    let v = s
+        .iter()
+        .map(|&(st, l)| view::<T>(st, l))
+        .collect::<Result<Vec<_>>>()?;
+    v.try_into()
+        .map_err(|_| candle_core::Error::Msg("cuda op: internal error, view count".into()))
+}
+
 /// A zeroed device buffer of `n` values.
 pub(crate) fn zeros<T: DeviceRepr + ValidAsZeroBits>(
     dev: &CudaDevice,

@@ -417,7 +417,7 @@ impl CustomOp3 for FftConvBwdOp {
 #[cfg(feature = "cuda")]
 mod gpu {
     use super::Geom;
-    use crate::ops::cuda::{go, int, kernel, storage, view, zeros, GpuElem};
+    use crate::ops::cuda::{go, int, kernel, storage, views, zeros, GpuElem};
     use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, PushKernelArg};
     use candle_core::{CudaDevice, CudaStorage, Layout, Result};
 
@@ -528,7 +528,7 @@ mod gpu {
         g: &Geom,
     ) -> Result<CudaStorage> {
         let dev = &s[0].0.device;
-        let (u, k) = (view::<T>(s[0].0, s[0].1)?, view::<T>(s[1].0, s[1].1)?);
+        let [u, k] = views::<T, 2>(s)?;
         let (rows, n) = (g.b * g.d, fft_len(g));
         let mut x = packed(dev, &u, rows, g.l, n, false)?;
         let kf = packed(dev, &k, g.d, g.k, n, false)?;
@@ -546,9 +546,7 @@ mod gpu {
         g: &Geom,
     ) -> Result<CudaStorage> {
         let dev = &s[0].0.device;
-        let u = view::<T>(s[0].0, s[0].1)?;
-        let k = view::<T>(s[1].0, s[1].1)?;
-        let gy = view::<T>(s[2].0, s[2].1)?;
+        let [u, k, gy] = views::<T, 3>(s)?;
         let (rows, n) = (g.b * g.d, fft_len(g));
         let mut out = zeros::<T>(dev, rows * g.l + g.d * g.k)?;
         let mut gf = packed(dev, &gy, rows, g.l, n, false)?;

@@ -772,7 +772,7 @@ pub fn selective_scan_chunked(
 #[cfg(feature = "cuda")]
 mod gpu {
     use super::Geom;
-    use crate::ops::cuda::{go, int, kernel, storage, view, zeros, GpuElem};
+    use crate::ops::cuda::{go, int, kernel, storage, views, zeros, GpuElem};
     use candle_core::cuda_backend::cudarc::driver::{CudaSlice, CudaView, PushKernelArg};
     use candle_core::{CudaDevice, CudaStorage, Layout, Result};
 
@@ -832,11 +832,7 @@ mod gpu {
         g: &Geom,
     ) -> Result<CudaStorage> {
         let dev = &s[0].0.device;
-        let (ud, bc, a) = (
-            view::<T>(s[0].0, s[0].1)?,
-            view::<T>(s[1].0, s[1].1)?,
-            view::<T>(s[2].0, s[2].1)?,
-        );
+        let [ud, bc, a] = views::<T, 3>(s)?;
         let (y, _) = forward(dev, &ud, 2 * g.d, &bc, &a, g)?;
         Ok(storage(dev, y))
     }
@@ -848,11 +844,7 @@ mod gpu {
         g: &Geom,
     ) -> Result<CudaStorage> {
         let dev = &s[0].0.device;
-        let (udg, bc, a) = (
-            view::<T>(s[0].0, s[0].1)?,
-            view::<T>(s[1].0, s[1].1)?,
-            view::<T>(s[2].0, s[2].1)?,
-        );
+        let [udg, bc, a] = views::<T, 3>(s)?;
         let (_, ck) = forward(dev, &udg, 3 * g.d, &bc, &a, g)?;
         let k = dims(g)?;
         let nch = g.l.div_ceil(g.chunk);
