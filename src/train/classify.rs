@@ -198,14 +198,10 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     idx
 }
 
-fn batch_tensor(enc: &Encoded, rows: &[usize], rc: &[bool], dev: &Device) -> Result<Tensor> {
-    shifted_batch(enc, rows, rc, &[], dev)
-}
-
 /// Rows `rows` of `enc` as a `(B, L)` id tensor; `rc[k]` takes row k's reverse complement and
 /// `shift[k]` moves it right (positive) or left by that many tokens, `[PAD]` filling the
 /// vacated end (missing entries: no RC, no shift).
-fn shifted_batch(
+fn batch_tensor(
     enc: &Encoded,
     rows: &[usize],
     rc: &[bool],
@@ -251,11 +247,11 @@ pub fn predict(
             train: false,
             rng: &mut rng,
         };
-        let x = batch_tensor(enc, chunk, &[], &dev)?;
+        let x = batch_tensor(enc, chunk, &[], &[], &dev)?;
         let mut p = ops::softmax(&model.forward(&x, &mut ctx)?, 1)?;
         if rc_average {
             let flags = vec![true; chunk.len()];
-            let xr = batch_tensor(enc, chunk, &flags, &dev)?;
+            let xr = batch_tensor(enc, chunk, &flags, &[], &dev)?;
             let pr = ops::softmax(&model.forward(&xr, &mut ctx)?, 1)?;
             p = ((p + pr)? * 0.5)?;
         }
@@ -467,7 +463,7 @@ pub fn train(job: &Job) -> Result<(Classifier, Weights, RunState)> {
                 } else {
                     Vec::new()
                 };
-                let x = shifted_batch(job.train, rows, &rc, &shift, &dev)?;
+                let x = batch_tensor(job.train, rows, &rc, &shift, &dev)?;
                 let y: Vec<u32> = rows.iter().map(|&i| job.train.labels[i]).collect();
                 let y = Tensor::from_vec(y, rows.len(), &dev)?;
                 let mut ctx = Ctx {
@@ -573,15 +569,15 @@ mod tests {
     fn shifted_batches_move_tokens_and_pad_the_vacated_end() {
         let e = enc();
         let dev = Device::Cpu;
-        let plain = shifted_batch(&e, &[1, 0], &[], &[], &dev).unwrap();
+        let plain = batch_tensor(&e, &[1, 0], &[], &[], &dev).unwrap();
         assert_eq!(rows(&plain), vec![vec![9, 10, 11, 12], vec![5, 6, 7, 8]]);
-        let s = shifted_batch(&e, &[0, 1, 0], &[false, true, false], &[2, -1, 9], &dev).unwrap();
+        let s = batch_tensor(&e, &[0, 1, 0], &[false, true, false], &[2, -1, 9], &dev).unwrap();
         assert_eq!(
             rows(&s),
             vec![vec![0, 0, 5, 6], vec![11, 10, 9, 0], vec![0, 0, 0, 0]]
         );
         // A zero shift is the plain batch.
-        let z = shifted_batch(&e, &[1, 0], &[], &[0, 0], &dev).unwrap();
+        let z = batch_tensor(&e, &[1, 0], &[], &[0, 0], &dev).unwrap();
         assert_eq!(rows(&z), rows(&plain));
     }
 }
