@@ -51,6 +51,15 @@ pub fn current() -> Device {
     CURRENT.get().cloned().unwrap_or(Device::Cpu)
 }
 
+/// `dev` as [`parse`] spells it (`cpu`, `cuda:N`), for reports.
+pub fn name(dev: &Device) -> String {
+    match dev.location() {
+        candle_core::DeviceLocation::Cpu => "cpu".into(),
+        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +79,6 @@ mod tests {
             assert!(e.to_string().contains("built without CUDA"), "{e}");
         }
         assert!(current().is_cpu());
+        assert_eq!(name(&parse("cpu").unwrap()), "cpu");
     }
 }

@@ -243,8 +243,9 @@ fn scaling_point(name: &str, len: usize, batch: usize, repeat: usize) -> Result<
     let (model, _weights) = crate::train::classify::build_model(&cfg, 0)?;
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let ids: Vec<u32> = (0..batch * len).map(|_| rng.random_range(5..10)).collect();
-    let x = Tensor::from_vec(ids, (batch, len), &crate::device::current())?;
-    let y = Tensor::from_vec(vec![0u32; batch], batch, &crate::device::current())?;
+    let dev = crate::device::current();
+    let x = Tensor::from_vec(ids, (batch, len), &dev)?;
+    let y = Tensor::from_vec(vec![0u32; batch], batch, &dev)?;
     let pass = |rng: &mut rand_chacha::ChaCha8Rng| -> Result<()> {
         let mut ctx = Ctx { train: true, rng };
         let loss = crate::ops::cross_entropy(&model.forward(&x, &mut ctx)?, &y, None)?;
@@ -424,15 +425,6 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
-/// `cpu` or `cuda:N`, for reports.
-fn device_name(dev: &candle_core::Device) -> String {
-    match dev.location() {
-        candle_core::DeviceLocation::Cpu => "cpu".into(),
-        candle_core::DeviceLocation::Cuda { gpu_id } => format!("cuda:{gpu_id}"),
-        other => format!("{other:?}").to_lowercase(),
-    }
-}
-
 /// Result of `genolm bench train`.
 #[derive(Debug, Serialize)]
 pub struct TrainReport {
@@ -507,7 +499,7 @@ pub fn bench_train(a: &TrainArgs) -> Result<TrainReport> {
         batch: a.batch,
         length: a.length,
         threads: rayon::current_num_threads(),
-        device: device_name(&dev),
+        device: crate::device::name(&dev),
         steps_per_s: 1.0 / s,
         ms_per_step: s * 1e3,
     })
