@@ -18,7 +18,7 @@
 //! Computation: keys and values are viewed as `(B, H, blocks, block, dh)` and the key blocks of
 //! every query block are gathered with `index_select`; scores are a batched matmul
 //! `(block, dh) x (dh, slots * block)` per query block, masked by adding a large negative value
-//! ([`MASK_VALUE`]) and normalised with [`crate::ops::softmax`]. There is never an `L x L` score
+//! ([`MASK_VALUE`]) and normalised with [`crate::ops::softmax()`]. There is never an `L x L` score
 //! matrix except in the dense rows of the global blocks (`global * block x L`), so time and
 //! memory are linear in `L` for fixed settings. When the window covers every block (`dense`, or
 //! `window >= blocks - 1`), every query block is a dense row: the same code computes ordinary
