@@ -99,42 +99,29 @@ fn tmpdir(tag: &str) -> PathBuf {
     d
 }
 
-fn t(v: Vec<f64>, shape: &[usize], dtype: DType) -> Tensor {
-    Tensor::from_vec(v, shape, &Device::Cpu)
+/// A CPU tensor of `shape` with seeded uniform values in `[lo, hi)`, as `dtype`.
+fn random(shape: &[usize], seed: u64, lo: f64, hi: f64, dtype: DType) -> Tensor {
+    let n = shape.iter().product();
+    Tensor::from_vec(uniform_values(n, seed, lo, hi), shape, &Device::Cpu)
         .unwrap()
         .to_dtype(dtype)
         .unwrap()
 }
 
+/// [`random`] as a variable, for gradients.
+fn random_var(shape: &[usize], seed: u64, lo: f64, hi: f64, dtype: DType) -> Var {
+    Var::from_tensor(&random(shape, seed, lo, hi, dtype)).unwrap()
+}
+
 fn check_scan(dtype: DType, b: usize, d: usize, n: usize, l: usize, chunk: usize, tol: f64) {
     let Some(drv) = driver() else { return };
     let dir = tmpdir(&format!("scan-{dtype:?}-{l}-{chunk}"));
-    let u = Var::from_tensor(&t(
-        uniform_values(b * d * l, 1, -1.0, 1.0),
-        &[b, d, l],
-        dtype,
-    ))
-    .unwrap();
-    let dl = Var::from_tensor(&t(
-        uniform_values(b * d * l, 2, 0.01, 0.5),
-        &[b, d, l],
-        dtype,
-    ))
-    .unwrap();
-    let a = Var::from_tensor(&t(uniform_values(d * n, 3, -2.0, -0.1), &[d, n], dtype)).unwrap();
-    let bm = Var::from_tensor(&t(
-        uniform_values(b * n * l, 4, -1.0, 1.0),
-        &[b, n, l],
-        dtype,
-    ))
-    .unwrap();
-    let cm = Var::from_tensor(&t(
-        uniform_values(b * n * l, 5, -1.0, 1.0),
-        &[b, n, l],
-        dtype,
-    ))
-    .unwrap();
-    let gy = t(uniform_values(b * d * l, 6, -1.0, 1.0), &[b, d, l], dtype);
+    let u = random_var(&[b, d, l], 1, -1.0, 1.0, dtype);
+    let dl = random_var(&[b, d, l], 2, 0.01, 0.5, dtype);
+    let a = random_var(&[d, n], 3, -2.0, -0.1, dtype);
+    let bm = random_var(&[b, n, l], 4, -1.0, 1.0, dtype);
+    let cm = random_var(&[b, n, l], 5, -1.0, 1.0, dtype);
+    let gy = random(&[b, d, l], 6, -1.0, 1.0, dtype);
     let y = genolm::ops::selective_scan_chunked(&u, &dl, &a, &bm, &cm, chunk).unwrap();
     let grads = (&y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
     let g = |v: &Var| flat(grads.get(v).unwrap());
@@ -191,14 +178,9 @@ fn scan_kernels_match_the_cpu_scan_forward_and_backward() {
 fn check_fft(dtype: DType, b: usize, d: usize, l: usize, k: usize, offset: usize, tol: f64) {
     let Some(drv) = driver() else { return };
     let dir = tmpdir(&format!("fft-{dtype:?}-{l}-{k}"));
-    let u = Var::from_tensor(&t(
-        uniform_values(b * d * l, 11, -1.0, 1.0),
-        &[b, d, l],
-        dtype,
-    ))
-    .unwrap();
-    let kk = Var::from_tensor(&t(uniform_values(d * k, 12, -1.0, 1.0), &[d, k], dtype)).unwrap();
-    let gy = t(uniform_values(b * d * l, 13, -1.0, 1.0), &[b, d, l], dtype);
+    let u = random_var(&[b, d, l], 11, -1.0, 1.0, dtype);
+    let kk = random_var(&[d, k], 12, -1.0, 1.0, dtype);
+    let gy = random(&[b, d, l], 13, -1.0, 1.0, dtype);
     let y = genolm::ops::fft_conv(&u, &kk, offset).unwrap();
     let grads = (&y * &gy).unwrap().sum_all().unwrap().backward().unwrap();
     write(&dir, "u", u.as_tensor(), dtype);
