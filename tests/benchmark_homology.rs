@@ -396,6 +396,49 @@ fn ensemble_scores_the_mean_of_its_members() {
         (acc * 120.0 - correct as f64).abs() <= near as f64 + 1e-9,
         "accuracy {acc}, {correct} of 120 correct at {t}"
     );
+    // At CNNProm's Bacillus sensitivity (0.91): the threshold keeps the validation sensitivity
+    // at 0.91, and the test figures are read at it.
+    let at = &f["at_published_sn"];
+    assert_eq!(at["target_recall"].as_f64().unwrap(), 0.91);
+    let ta = at["threshold"].as_f64().unwrap();
+    let sn_sp = |rows: &[(String, String, Vec<f64>)]| {
+        let pos: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.1 == "promoter")
+            .map(|r| r.2[1])
+            .collect();
+        let neg: Vec<f64> = rows
+            .iter()
+            .filter(|r| r.1 != "promoter")
+            .map(|r| r.2[1])
+            .collect();
+        let sn = pos.iter().filter(|&&p| p >= ta).count() as f64 / pos.len() as f64;
+        let sp = neg.iter().filter(|&&p| p < ta).count() as f64 / neg.len() as f64;
+        let near = rows.iter().filter(|r| (r.2[1] - ta).abs() < 1e-6).count();
+        (sn, sp, near, pos.len(), neg.len())
+    };
+    let (vsn, _, vnear, vpos, _) = sn_sp(&predictions(&fold.join("valid_predictions.tsv")));
+    assert!(
+        vsn + vnear as f64 / vpos as f64 >= 0.91,
+        "valid Sn {vsn} at {ta}"
+    );
+    let (sn, sp, near, pos, neg) = sn_sp(&mean);
+    let (rsn, rsp) = (
+        at["recall"].as_f64().unwrap(),
+        at["specificity"].as_f64().unwrap(),
+    );
+    assert!(
+        (rsn - sn).abs() * pos as f64 <= near as f64 + 1e-9,
+        "{at}: Sn {sn}"
+    );
+    assert!(
+        (rsp - sp).abs() * neg as f64 <= near as f64 + 1e-9,
+        "{at}: Sp {sp}"
+    );
+    assert_eq!(
+        r["sets"][0]["mean"]["at_published_sn_recall"].as_f64(),
+        Some(rsn)
+    );
     let member_mean = f["members"]["accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&member_mean));
     assert_eq!(
@@ -405,6 +448,13 @@ fn ensemble_scores_the_mean_of_its_members() {
     let md = std::fs::read_to_string(ens.join("report.md")).unwrap();
     assert!(md.contains("ensemble of 3 seeds per fold"), "{md}");
     assert!(md.contains("The ensemble's members alone"), "{md}");
+    assert!(md.contains("At the published sensitivity"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "| cnnprom_bacillus | {rsn:.4} | {rsp:.4} | 0.91 / 0.95 |"
+        )),
+        "{md}"
+    );
     // No members: one line, exit code 2.
     let o = run(&tmp.path().join("zero"), &["--ensemble", "0"]);
     assert_eq!(o.status.code(), Some(2));

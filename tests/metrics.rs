@@ -3,7 +3,8 @@
 //! rounded to one decimal so that there are many ties.
 
 use genolm::train::metrics::{
-    auprc, auroc, binary_metrics, binary_metrics_at, multi_metrics, youden_threshold,
+    auprc, auroc, binary_metrics, binary_metrics_at, multi_metrics, recall_threshold,
+    youden_threshold,
 };
 
 const Y: [u32; 60] = [
@@ -169,6 +170,51 @@ fn youden_threshold_hand_computed() {
     assert!((youden_threshold(&s, &y) - 0.7).abs() < 1e-12);
     // One class only: the default threshold.
     assert_eq!(youden_threshold(&[0.2, 0.9], &[1, 1]), 0.5);
+}
+
+#[test]
+fn recall_threshold_hand_computed() {
+    // Positives at 0.9, 0.8, 0.6 (three): recall 2/3 needs the cut below 0.8, midway to 0.7.
+    let s = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4];
+    let y = [1, 1, 0, 1, 0, 0];
+    assert!((recall_threshold(&s, &y, 0.6) - 0.75).abs() < 1e-12);
+    assert!((recall_threshold(&s, &y, 2.0 / 3.0) - 0.75).abs() < 1e-12);
+    // Any more than 2/3 needs all three positives: the cut below 0.6, midway to 0.5.
+    assert!((recall_threshold(&s, &y, 0.7) - 0.55).abs() < 1e-12);
+    assert!((recall_threshold(&s, &y, 1.0) - 0.55).abs() < 1e-12);
+    // A tiny target still keeps one positive.
+    assert!((recall_threshold(&s, &y, 0.01) - 0.85).abs() < 1e-12);
+    // A cut never splits tied scores.
+    let s = [0.9, 0.5, 0.5, 0.1];
+    let y = [1, 1, 0, 0];
+    assert!((recall_threshold(&s, &y, 1.0) - 0.3).abs() < 1e-12);
+    // The lowest score: the threshold is that score.
+    assert_eq!(recall_threshold(&[0.9, 0.2, 0.1], &[0, 0, 1], 1.0), 0.1);
+    // One class only: the default threshold.
+    assert_eq!(recall_threshold(&[0.2, 0.9], &[1, 1], 0.9), 0.5);
+}
+
+#[test]
+fn recall_threshold_is_the_highest_cut_that_keeps_the_recall() {
+    let recall = |t: f64| binary_metrics_at(&S, &Y, t).recall;
+    for target in [0.1, 0.25, 0.5, 0.75, 0.9, 1.0] {
+        let t = recall_threshold(&S, &Y, target);
+        assert!(
+            recall(t) >= target - 1e-12,
+            "{target}: recall {} at {t}",
+            recall(t)
+        );
+        // A cut just above the lowest score kept loses the recall.
+        let lowest = S
+            .iter()
+            .copied()
+            .filter(|&c| c >= t)
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            recall(lowest + 1e-9) < target,
+            "{target}: a cut above {lowest} keeps it"
+        );
+    }
 }
 
 #[test]

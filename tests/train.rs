@@ -248,6 +248,53 @@ fn threshold_auto_is_chosen_on_validation_and_used_by_eval() {
 }
 
 #[test]
+fn threshold_sn_keeps_the_validation_sensitivity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 150);
+    let vdir = tmp.path().join("v");
+    std::fs::create_dir_all(&vdir).unwrap();
+    let vspec = demo_slice(&vdir, 150, 100);
+    let run = tmp.path().join("run");
+    let run_s = run.to_string_lossy().to_string();
+    let o = genolm(&train_args(
+        &spec,
+        &run_s,
+        &["--valid", &vspec, "--threshold", "sn:0.95"],
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t: f64 = std::fs::read_to_string(run.join("threshold.txt"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let r = report(&run);
+    assert_eq!(r["valid"]["threshold"].as_f64().unwrap(), t);
+    assert!(
+        r["valid"]["recall"].as_f64().unwrap() >= 0.95,
+        "{}",
+        r["valid"]
+    );
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--model", &run_s, "--data", &vspec, "--json"];
+        args.extend_from_slice(extra);
+        let o = genolm(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let at = eval(&[]);
+    assert_eq!(at["threshold"].as_f64().unwrap(), t);
+    assert!(at["recall"].as_f64().unwrap() >= 0.95, "{at}");
+    // A sensitivity outside (0, 1]: one line, exit code 2.
+    let o = genolm(&train_args(&spec, &run_s, &["--threshold", "sn:1.5"]));
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("`sn:X` needs a sensitivity X in (0, 1]"),
+        "{err}"
+    );
+}
+
+#[test]
 fn nan_loss_stops_the_run_with_one_line() {
     let tmp = tempfile::tempdir().unwrap();
     let spec = small_demo(tmp.path(), 40);

@@ -9,6 +9,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde_json::{json, Value};
 
+use crate::cli::train::Outcome;
 use crate::data::classify::{promoter_benchmarks, BenchmarkSet, Protocol};
 use crate::data::folds::{by_file, given_folds, stratified_holdout, stratified_kfold, Split};
 use crate::data::homology::{self, ClusterStats, Params};
@@ -17,7 +18,7 @@ use crate::data::LabeledSet;
 use crate::error::{Error, Result};
 use crate::seq::SeqPolicy;
 use crate::train::classify::Metrics;
-use crate::train::metrics::{mean_sd, summarise_folds};
+use crate::train::metrics::{mean_sd, recall_threshold, summarise_folds};
 use crate::train::run::{mean_probs, Ensemble};
 
 /// Arguments of `genolm benchmark`.
@@ -328,13 +329,20 @@ fn run_folds(
             .collect::<Result<Vec<_>>>()?;
         let first = &outs[0];
         let nc = set.num_classes();
+        let mean_of = |f: fn(&Outcome) -> &Vec<Vec<f32>>| {
+            if members == 1 {
+                f(first).clone()
+            } else {
+                mean_probs(&outs.iter().map(f).collect::<Vec<_>>())
+            }
+        };
+        let vp = mean_of(|o| &o.valid_probs);
+        let tp = mean_of(|o| &o.test_probs);
         let (mut m, threshold) = if members == 1 {
             let m =
                 serde_json::to_value(&first.metrics).map_err(|e| Error::Internal(e.to_string()))?;
             (m, first.threshold)
         } else {
-            let vp = mean_probs(&outs.iter().map(|o| &o.valid_probs).collect::<Vec<_>>());
-            let tp = mean_probs(&outs.iter().map(|o| &o.test_probs).collect::<Vec<_>>());
             // The members' options differ only in their seed and directory.
             let threshold = targs[0]
                 .options()
@@ -354,6 +362,9 @@ fn run_folds(
             m["members"] = Value::Object(mean);
             (m, threshold)
         };
+        if let Some(at) = at_published_sn(b, &vp, &valid.labels, &tp, &test.labels, nc) {
+            m["at_published_sn"] = at;
+        }
         if let Some(ind) = indep {
             let mp = Ensemble::load(&member_dirs)?.predict(ind, None)?;
             let r = Metrics::at(&mp, &ind.labels, nc, threshold);
@@ -384,6 +395,32 @@ fn run_folds(
         fold_metrics.push(m);
     }
     Ok((fold_metrics, indep_recall))
+}
+
+/// Test sensitivity and specificity at the set's published sensitivity, if it has one: the
+/// threshold is the highest that keeps the validation sensitivity at the published figure, so
+/// both methods are compared at one operating point (two classes only).
+fn at_published_sn(
+    b: &BenchmarkSet,
+    valid_probs: &[Vec<f32>],
+    valid_labels: &[u32],
+    test_probs: &[Vec<f32>],
+    test_labels: &[u32],
+    num_classes: usize,
+) -> Option<Value> {
+    let sn = b.published.iter().find(|p| p.metric == "recall")?.value;
+    if num_classes != 2 {
+        return None;
+    }
+    let scores: Vec<f64> = valid_probs.iter().map(|p| p[1] as f64).collect();
+    let t = recall_threshold(&scores, valid_labels, sn);
+    let at = serde_json::to_value(Metrics::at(test_probs, test_labels, num_classes, t)).ok()?;
+    Some(json!({
+        "target_recall": sn,
+        "threshold": t,
+        "recall": figure(&at, "recall")?,
+        "specificity": figure(&at, "specificity")?,
+    }))
 }
 
 /// The arguments of one `genolm train` run of a fold.
@@ -427,6 +464,17 @@ fn summarise(fold_metrics: &[Value], indep_recall: &[f64]) -> (Value, Value) {
         let (mu, s) = mean_sd(indep_recall);
         mean.insert("independent_recall".into(), json!(mu));
         sd.insert("independent_recall".into(), json!(s));
+    }
+    let at: Vec<Value> = fold_metrics
+        .iter()
+        .filter_map(|m| m.get("at_published_sn").cloned())
+        .collect();
+    let (at_mean, at_sd) = summarise_folds(&at, &["recall", "specificity"], figure);
+    for (k, v) in at_mean {
+        mean.insert(format!("at_published_sn_{k}"), v);
+    }
+    for (k, v) in at_sd {
+        sd.insert(format!("at_published_sn_{k}"), v);
     }
     let leaks: Vec<f64> = fold_metrics
         .iter()
@@ -681,6 +729,7 @@ pub fn markdown(r: &Value) -> String {
             published.join("; ")
         ));
     }
+    s.push_str(&published_sn_markdown(r));
     if r["ensemble"].as_u64().is_some_and(|n| n > 1) {
         s.push_str("\nThe ensemble's members alone (mean over members, then over folds):\n\n");
         s.push_str("| set | accuracy | F1 | MCC | AUROC | Sn (recall) | Sp |\n|---|---|---|---|---|---|---|\n");
@@ -713,6 +762,43 @@ pub fn markdown(r: &Value) -> String {
         r["seconds"].as_f64().unwrap_or(0.0)
     ));
     s
+}
+
+/// The table of test figures at the published sensitivity (empty when no set has one).
+fn published_sn_markdown(r: &Value) -> String {
+    let mut rows = String::new();
+    for set in r["sets"].as_array().into_iter().flatten() {
+        let mean = &set["mean"];
+        let (Some(sn), Some(sp)) = (
+            mean["at_published_sn_recall"].as_f64(),
+            mean["at_published_sn_specificity"].as_f64(),
+        ) else {
+            continue;
+        };
+        let published = |k: &str| {
+            set["published"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["metric"].as_str() == Some(k))
+                .and_then(|p| p["value"].as_f64())
+                .map_or("-".into(), |v| format!("{v:.2}"))
+        };
+        rows.push_str(&format!(
+            "| {} | {sn:.4} | {sp:.4} | {} / {} |\n",
+            set["name"].as_str().unwrap_or(""),
+            published("recall"),
+            published("specificity")
+        ));
+    }
+    if rows.is_empty() {
+        return rows;
+    }
+    format!(
+        "\nAt the published sensitivity (per fold, the highest threshold that keeps the validation \
+         sensitivity at the published figure; test means):\n\n| set | Sn | Sp | published Sn / Sp \
+         |\n|---|---|---|---|\n{rows}"
+    )
 }
 
 /// The side-by-side table of published-split and homology-split numbers.

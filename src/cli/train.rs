@@ -98,8 +98,9 @@ pub struct Args {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
-    /// Decision threshold on the positive-class probability (two classes): a number, or `auto`
-    /// for the one that maximises sensitivity + specificity on the validation set.
+    /// Decision threshold on the positive-class probability (two classes): a number; `auto` for
+    /// the one that maximises sensitivity + specificity on the validation set; or `sn:X` for the
+    /// highest one that keeps validation sensitivity at least X (e.g. `sn:0.9`).
     #[arg(long, default_value = "0.5", value_parser = parse_threshold)]
     pub threshold: Threshold,
     /// Cross-validation instead of one run: `K` makes K stratified, seeded folds of --train;
@@ -149,16 +150,24 @@ pub enum Threshold {
     Fixed(f64),
     /// Chosen on the validation set (Youden's J).
     Auto,
+    /// Chosen on the validation set: the highest that keeps sensitivity at least this.
+    Sensitivity(f64),
 }
 
-/// Parse `--threshold`: `auto` or a number in [0, 1].
+/// Parse `--threshold`: `auto`, `sn:X` or a number in [0, 1].
 fn parse_threshold(s: &str) -> std::result::Result<Threshold, String> {
     if s.eq_ignore_ascii_case("auto") {
         return Ok(Threshold::Auto);
     }
-    match s.parse::<f64>() {
-        Ok(t) if (0.0..=1.0).contains(&t) => Ok(Threshold::Fixed(t)),
-        _ => Err(format!("'{s}' is not `auto` or a number in [0, 1]")),
+    let (sn, num) = match s.split_once(':') {
+        Some((k, v)) if k.eq_ignore_ascii_case("sn") => (true, v),
+        _ => (false, s),
+    };
+    match num.parse::<f64>() {
+        Ok(t) if sn && t > 0.0 && t <= 1.0 => Ok(Threshold::Sensitivity(t)),
+        Ok(t) if !sn && (0.0..=1.0).contains(&t) => Ok(Threshold::Fixed(t)),
+        _ if sn => Err(format!("'{s}': `sn:X` needs a sensitivity X in (0, 1]")),
+        _ => Err(format!("'{s}' is not `auto`, `sn:X` or a number in [0, 1]")),
     }
 }
 
@@ -190,9 +199,13 @@ impl Args {
             max_steps: self.max_steps,
             threshold: match self.threshold {
                 Threshold::Fixed(t) => t,
-                Threshold::Auto => 0.5,
+                Threshold::Auto | Threshold::Sensitivity(_) => 0.5,
             },
-            tune_threshold: self.threshold == Threshold::Auto,
+            tune_threshold: !matches!(self.threshold, Threshold::Fixed(_)),
+            min_recall: match self.threshold {
+                Threshold::Sensitivity(r) => Some(r),
+                _ => None,
+            },
             init: self.init.as_ref().map(|p| p.display().to_string()),
             freeze_backbone_steps: self.freeze_backbone_steps,
             backbone_lr_scale: self.backbone_lr_scale.unwrap_or(if self.init.is_some() {

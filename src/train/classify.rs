@@ -25,8 +25,8 @@ use crate::ops;
 use crate::seq;
 use crate::tokenize::Tokenizer;
 use crate::train::metrics::{
-    binary_metrics_at, multi_metrics, youden_threshold, BinaryMetrics, MultiMetrics,
-    DEFAULT_THRESHOLD,
+    binary_metrics_at, multi_metrics, recall_threshold, youden_threshold, BinaryMetrics,
+    MultiMetrics, DEFAULT_THRESHOLD,
 };
 use crate::train::step::{
     self, Accumulated, Checkpointer, EpochEnd, RunFiles, Stepped, Throughput,
@@ -78,6 +78,9 @@ pub struct TrainOptions {
     /// Replace `threshold` after training by the one that maximises Youden's J on the
     /// validation set (written to the run's `threshold.txt`).
     pub tune_threshold: bool,
+    /// With `tune_threshold`: instead of Youden's J, the highest threshold whose validation
+    /// sensitivity is at least this.
+    pub min_recall: Option<f64>,
     /// Run directory whose backbone initialises this model (`--init`; none: from scratch).
     pub init: Option<String>,
     /// The backbone gets no updates for this many optimizer steps (head only).
@@ -108,6 +111,7 @@ impl Default for TrainOptions {
             max_steps: 0,
             threshold: 0.5,
             tune_threshold: false,
+            min_recall: None,
             init: None,
             freeze_backbone_steps: 0,
             backbone_lr_scale: 1.0,
@@ -116,8 +120,9 @@ impl Default for TrainOptions {
 }
 
 impl TrainOptions {
-    /// The decision threshold for validation probabilities `probs` with true `labels`: Youden's
-    /// J on them with `tune_threshold` and two classes, else `threshold`.
+    /// The decision threshold for validation probabilities `probs` with true `labels`: with
+    /// `tune_threshold` and two classes, Youden's J on them (or the highest threshold that keeps
+    /// sensitivity at `min_recall`), else `threshold`.
     pub fn decision_threshold(
         &self,
         num_classes: usize,
@@ -126,7 +131,10 @@ impl TrainOptions {
     ) -> f64 {
         if self.tune_threshold && num_classes == 2 {
             let scores: Vec<f64> = probs.iter().map(|p| p[1] as f64).collect();
-            youden_threshold(&scores, labels)
+            match self.min_recall {
+                Some(r) => recall_threshold(&scores, labels, r),
+                None => youden_threshold(&scores, labels),
+            }
         } else {
             self.threshold
         }

@@ -291,14 +291,35 @@ pub fn youden_threshold<S: Copy + Into<f64>>(scores: &[S], labels: &[u32]) -> f6
         let j = tp * neg - fp * pos;
         if j > best_j {
             best_j = j;
-            let here = r.values[i];
-            best = match r.values.get(i + 1) {
-                Some(&next) if next.is_finite() && here.is_finite() => 0.5 * (here + next),
-                _ => here,
-            };
+            best = r.cut_below(i);
         }
     }
     best
+}
+
+/// The highest score threshold whose sensitivity (recall) on these scores is at least
+/// `min_recall` (predict positive when `score >= threshold`): the cut below the group of equal
+/// scores that first brings recall to `min_recall`, at the midpoint to the next lower score.
+/// [`DEFAULT_THRESHOLD`] when only one class is present.
+///
+/// # Panics
+/// If `scores` and `labels` differ in length.
+pub fn recall_threshold<S: Copy + Into<f64>>(scores: &[S], labels: &[u32], min_recall: f64) -> f64 {
+    let r = Ranked::new(scores, labels);
+    if r.pos == 0 || r.neg == 0 {
+        return DEFAULT_THRESHOLD;
+    }
+    // The number of positives that must score at or above the threshold (at least one).
+    let need = ((min_recall * r.pos as f64 - 1e-9).ceil().max(1.0) as u64).min(r.pos);
+    let mut tp = 0u64;
+    for (i, &(p, _)) in r.groups.iter().enumerate() {
+        tp += p;
+        if tp >= need {
+            return r.cut_below(i);
+        }
+    }
+    // Not reached: `need <= pos`, so some group brings tp to it.
+    r.cut_below(r.groups.len() - 1)
 }
 
 /// Area under the ROC curve (Mann–Whitney, ties half); 0.5 when only one class is present.
@@ -370,6 +391,15 @@ impl Ranked {
             values,
             pos,
             neg,
+        }
+    }
+
+    /// The threshold that cuts below group `i`: midway to the next lower score, if finite.
+    fn cut_below(&self, i: usize) -> f64 {
+        let here = self.values[i];
+        match self.values.get(i + 1) {
+            Some(&next) if next.is_finite() && here.is_finite() => 0.5 * (here + next),
+            _ => here,
         }
     }
 
