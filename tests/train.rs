@@ -200,92 +200,103 @@ fn moving_average_runs_resume_exactly_and_keep_the_averaged_weights() {
     );
 }
 
-#[test]
-fn threshold_auto_is_chosen_on_validation_and_used_by_eval() {
-    let tmp = tempfile::tempdir().unwrap();
-    let spec = small_demo(tmp.path(), 150);
-    let vdir = tmp.path().join("v");
-    std::fs::create_dir_all(&vdir).unwrap();
-    // Validation: records 150..250 of each class.
-    let vspec = demo_slice(&vdir, 150, 100);
-    let run = tmp.path().join("run");
-    let run_s = run.to_string_lossy().to_string();
-    let o = genolm(&train_args(
-        &spec,
-        &run_s,
-        &["--valid", &vspec, "--threshold", "auto"],
-    ));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let t: f64 = std::fs::read_to_string(run.join("threshold.txt"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let r = report(&run);
-    assert_eq!(r["threshold"].as_f64().unwrap(), t);
-    assert_eq!(r["valid"]["threshold"].as_f64().unwrap(), t);
-    let eval = |extra: &[&str]| {
-        let mut args = vec!["eval", "--model", &run_s, "--data", &vspec, "--json"];
+/// A run trained on 150 records per class with `--valid` (records 150..250 of each class) and
+/// `--threshold THRESHOLD`, and the threshold it wrote to `threshold.txt`.
+struct TunedRun {
+    tmp: tempfile::TempDir,
+    spec: String,
+    vspec: String,
+    run: PathBuf,
+    run_s: String,
+    threshold: f64,
+}
+
+impl TunedRun {
+    fn train(threshold: &str) -> TunedRun {
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = small_demo(tmp.path(), 150);
+        let vdir = tmp.path().join("v");
+        std::fs::create_dir_all(&vdir).unwrap();
+        let vspec = demo_slice(&vdir, 150, 100);
+        let run = tmp.path().join("run");
+        let run_s = run.to_string_lossy().to_string();
+        let o = genolm(&train_args(
+            &spec,
+            &run_s,
+            &["--valid", &vspec, "--threshold", threshold],
+        ));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let threshold: f64 = std::fs::read_to_string(run.join("threshold.txt"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        TunedRun {
+            tmp,
+            spec,
+            vspec,
+            run,
+            run_s,
+            threshold,
+        }
+    }
+
+    /// `genolm eval --json` of the run on its validation set, with `extra` options.
+    fn eval(&self, extra: &[&str]) -> serde_json::Value {
+        let mut args = vec![
+            "eval",
+            "--model",
+            &self.run_s,
+            "--data",
+            &self.vspec,
+            "--json",
+        ];
         args.extend_from_slice(extra);
         let o = genolm(&args);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
-    };
+    }
+}
+
+#[test]
+fn threshold_auto_is_chosen_on_validation_and_used_by_eval() {
+    let tr = TunedRun::train("auto");
+    let t = tr.threshold;
+    let r = report(&tr.run);
+    assert_eq!(r["threshold"].as_f64().unwrap(), t);
+    assert_eq!(r["valid"]["threshold"].as_f64().unwrap(), t);
     let j = |m: &serde_json::Value| {
         m["recall"].as_f64().unwrap() + m["specificity"].as_f64().unwrap() - 1.0
     };
-    let tuned = eval(&[]);
+    let tuned = tr.eval(&[]);
     assert_eq!(tuned["threshold"].as_f64().unwrap(), t);
-    let fixed = eval(&["--threshold", "0.5"]);
+    let fixed = tr.eval(&["--threshold", "0.5"]);
     assert_eq!(fixed["threshold"].as_f64().unwrap(), 0.5);
     // On the data it was chosen on, the tuned threshold is at least as good as 0.5.
     assert!(j(&tuned) >= j(&fixed) - 1e-12, "{tuned} vs {fixed}");
     // The default run keeps 0.5.
-    let plain = tmp.path().join("plain");
-    let o = genolm(&train_args(&spec, &plain.to_string_lossy(), &[]));
+    let plain = tr.tmp.path().join("plain");
+    let o = genolm(&train_args(&tr.spec, &plain.to_string_lossy(), &[]));
     assert!(o.status.success());
     assert_eq!(report(&plain)["threshold"].as_f64().unwrap(), 0.5);
 }
 
 #[test]
 fn threshold_sn_keeps_the_validation_sensitivity() {
-    let tmp = tempfile::tempdir().unwrap();
-    let spec = small_demo(tmp.path(), 150);
-    let vdir = tmp.path().join("v");
-    std::fs::create_dir_all(&vdir).unwrap();
-    let vspec = demo_slice(&vdir, 150, 100);
-    let run = tmp.path().join("run");
-    let run_s = run.to_string_lossy().to_string();
-    let o = genolm(&train_args(
-        &spec,
-        &run_s,
-        &["--valid", &vspec, "--threshold", "sn:0.95"],
-    ));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let t: f64 = std::fs::read_to_string(run.join("threshold.txt"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let r = report(&run);
+    let tr = TunedRun::train("sn:0.95");
+    let t = tr.threshold;
+    let r = report(&tr.run);
     assert_eq!(r["valid"]["threshold"].as_f64().unwrap(), t);
     assert!(
         r["valid"]["recall"].as_f64().unwrap() >= 0.95,
         "{}",
         r["valid"]
     );
-    let eval = |extra: &[&str]| {
-        let mut args = vec!["eval", "--model", &run_s, "--data", &vspec, "--json"];
-        args.extend_from_slice(extra);
-        let o = genolm(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
-    };
-    let at = eval(&[]);
+    let at = tr.eval(&[]);
     assert_eq!(at["threshold"].as_f64().unwrap(), t);
     assert!(at["recall"].as_f64().unwrap() >= 0.95, "{at}");
-    // A sensitivity outside (0, 1]: one line, exit code 2.
-    let o = genolm(&train_args(&spec, &run_s, &["--threshold", "sn:1.5"]));
+    // A sensitivity outside (0, 1]: exit code 2, with the reason.
+    let o = genolm(&train_args(&tr.spec, &tr.run_s, &["--threshold", "sn:1.5"]));
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -17,8 +17,8 @@ use crate::data::split::deal_groups;
 use crate::data::LabeledSet;
 use crate::error::{Error, Result};
 use crate::seq::SeqPolicy;
-use crate::train::classify::Metrics;
-use crate::train::metrics::{mean_sd, recall_threshold, summarise_folds};
+use crate::train::classify::{tuned_threshold, Metrics};
+use crate::train::metrics::{mean_sd, summarise_folds};
 use crate::train::run::{mean_probs, Ensemble};
 
 /// Arguments of `genolm benchmark`.
@@ -412,8 +412,7 @@ fn at_published_sn(
     if num_classes != 2 {
         return None;
     }
-    let scores: Vec<f64> = valid_probs.iter().map(|p| p[1] as f64).collect();
-    let t = recall_threshold(&scores, valid_labels, sn);
+    let t = tuned_threshold(valid_probs, valid_labels, Some(sn));
     let at = serde_json::to_value(Metrics::at(test_probs, test_labels, num_classes, t)).ok()?;
     Some(json!({
         "target_recall": sn,

@@ -130,14 +130,20 @@ impl TrainOptions {
         labels: &[u32],
     ) -> f64 {
         if self.tune_threshold && num_classes == 2 {
-            let scores: Vec<f64> = probs.iter().map(|p| p[1] as f64).collect();
-            match self.min_recall {
-                Some(r) => recall_threshold(&scores, labels, r),
-                None => youden_threshold(&scores, labels),
-            }
+            tuned_threshold(probs, labels, self.min_recall)
         } else {
             self.threshold
         }
+    }
+}
+
+/// The threshold chosen on two-class probabilities `probs` with true `labels`: the highest that
+/// keeps sensitivity at `min_recall`, or without one, Youden's J.
+pub fn tuned_threshold(probs: &[Vec<f32>], labels: &[u32], min_recall: Option<f64>) -> f64 {
+    let scores: Vec<f64> = probs.iter().map(|p| p[1] as f64).collect();
+    match min_recall {
+        Some(r) => recall_threshold(&scores, labels, r),
+        None => youden_threshold(&scores, labels),
     }
 }
 
