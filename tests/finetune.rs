@@ -5,26 +5,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use candle_core::Tensor;
 use genolm::train::classify::{build_model, load_tensors, save_tensors};
 use genolm::train::finetune;
 use genolm::train::run::RunConfig;
 
-const BIN: &str = env!("CARGO_BIN_EXE_genolm");
-
 mod common;
 
-use common::demo_slice;
-
-fn genolm(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap()
-}
+use common::{demo_slice, expect_error, genolm};
 
 fn run_ok(args: &[&str]) {
     let o = genolm(args);
@@ -32,19 +21,6 @@ fn run_ok(args: &[&str]) {
         o.status.success(),
         "{args:?}: {}",
         String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn expect_error(args: &[&str], needle: &str) {
-    let o = genolm(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: {err}");
-    assert!(
-        lines[0].contains(needle),
-        "{args:?}: want '{needle}' in {}",
-        lines[0]
     );
 }
 
@@ -431,7 +407,7 @@ fn a_killed_fine_tuning_run_resumes_to_identical_weights() {
     let part = tmp.path().join("part");
     let part_s = part.to_string_lossy().to_string();
     // Kill (SIGKILL) once a mid-epoch checkpoint exists and training has moved past it.
-    common::kill_after_checkpoint(BIN, &train(&spec, &part_s, &extra), &part, 5);
+    common::kill_after_checkpoint(&train(&spec, &part_s, &extra), &part, 5);
     let mut resume = extra.to_vec();
     resume.push("--resume");
     run_ok(&train(&spec, &part_s, &resume));

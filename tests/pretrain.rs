@@ -3,7 +3,6 @@
 //! a real genome (report, determinism, exact resume after SIGKILL, clear errors).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor, Var};
 use genolm::data::windows::{n_fraction, Genome, SoftMask, WindowOptions};
@@ -13,17 +12,9 @@ use genolm::train::pretrain::{self, mlm_mask, LmConfig, TokenInfo};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const BIN: &str = env!("CARGO_BIN_EXE_genolm");
-
 mod common;
 
-fn genolm(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap()
-}
+use common::{expect_error, genolm};
 
 /// Random base-token ids of the character tokenizer (A C G T = 5..=8), with some N (9).
 fn char_ids(n: usize, seed: u64) -> Vec<u32> {
@@ -580,7 +571,7 @@ fn killed_run_resumes_to_the_same_loss_curve() {
 
     let part = tmp.path().join("part");
     let part_s = part.to_string_lossy().to_string();
-    common::kill_after_checkpoint(BIN, &tiny_args(&genome, &part_s, &cfg, &extra), &part, 13);
+    common::kill_after_checkpoint(&tiny_args(&genome, &part_s, &cfg, &extra), &part, 13);
     let mut resume = extra.to_vec();
     resume.push("--resume");
     let o = genolm(&tiny_args(&genome, &part_s, &cfg, &resume));
@@ -599,15 +590,6 @@ fn killed_run_resumes_to_the_same_loss_curve() {
         &["--max-steps", "7", "--resume"],
     ));
     assert_eq!(o.status.code(), Some(2));
-}
-
-fn expect_error(args: &[String], needle: &str) {
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = genolm(&args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    assert!(err.contains(needle), "{args:?}: {err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
 }
 
 #[test]

@@ -15,15 +15,7 @@ use genolm::train::segment::{self, Example, GenomeData, LabeledRecord, TileOptio
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const BIN: &str = env!("CARGO_BIN_EXE_genolm");
-
-fn genolm(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap()
-}
+use common::{expect_error, genolm, BIN};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -451,36 +443,25 @@ fn segment_errors_are_clear() {
     let out = tmp.path().join("run");
     let out_s = out.to_string_lossy().to_string();
     // `train --task segment` on `fa` with annotation `gff` and the extra arguments.
-    let train = |gff: &str, extra: &[&str]| {
+    let train = |gff: &str, extra: &[&str]| -> Vec<String> {
         let mut args = vec!["train", "--task", "segment", "--genome", &fa, "--gff", gff];
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--out", &out_s]);
-        genolm(&args)
+        args.into_iter().map(String::from).collect()
     };
-    let o = train(&bad_gff, &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("seqid 'chrX' is not a sequence of"),
-        "{}",
-        stderr(&o)
-    );
+    expect_error(&train(&bad_gff, &[]), "seqid 'chrX' is not a sequence of");
     let gff = write(tmp.path(), "ok.gff3", GFF);
-    let o = train(&gff, &["--holdout", "chr9"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("--holdout chr9: not a record"),
-        "{}",
-        stderr(&o)
+    expect_error(
+        &train(&gff, &["--holdout", "chr9"]),
+        "--holdout chr9: not a record",
     );
-    let o = train(&gff, &["--tokenizer", "kmer:3"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("one token per base"), "{}", stderr(&o));
-    let o = train(&gff, &["--ema", "0.99"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("--ema is for --task classify"),
-        "{}",
-        stderr(&o)
+    expect_error(
+        &train(&gff, &["--tokenizer", "kmer:3"]),
+        "one token per base",
+    );
+    expect_error(
+        &train(&gff, &["--ema", "0.99"]),
+        "--ema is for --task classify",
     );
     // A classification run given to annotate.
     let cls = tmp.path().join("cls");
@@ -490,19 +471,16 @@ fn segment_errors_are_clear() {
         "config.toml",
         "task = \"classify\"\ntokenizer = \"char\"\n",
     );
-    let o = genolm(&[
-        "annotate",
-        "--model",
-        &cls.to_string_lossy(),
-        &fa,
-        "--out",
-        &tmp.path().join("p.gff3").to_string_lossy(),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("trained for task 'classify'"),
-        "{}",
-        stderr(&o)
+    expect_error(
+        &[
+            "annotate",
+            "--model",
+            &cls.to_string_lossy(),
+            &fa,
+            "--out",
+            &tmp.path().join("p.gff3").to_string_lossy(),
+        ],
+        "trained for task 'classify'",
     );
 }
 
@@ -732,24 +710,26 @@ fn train_segment_and_annotate_sars_cov_2() {
     );
     assert_eq!(report["annotation"], rb["annotation"]);
     // Signal weights without signals are refused.
-    let o = genolm(&[
-        "annotate",
-        "--model",
-        &run_a.to_string_lossy(),
-        &fa,
-        "--out",
-        &tmp.path().join("x.gff3").to_string_lossy(),
-        "--no-signals",
-        "--content-weight",
-        "1",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("signals.json"), "{}", stderr(&o));
+    expect_error(
+        &[
+            "annotate",
+            "--model",
+            &run_a.to_string_lossy(),
+            &fa,
+            "--out",
+            &tmp.path().join("x.gff3").to_string_lossy(),
+            "--no-signals",
+            "--content-weight",
+            "1",
+        ],
+        "signals.json",
+    );
     assert!(!tmp.path().join("x.gff3").exists());
     // Classification tools refuse the run.
-    let o = genolm(&["predict", "--model", &run_a.to_string_lossy(), &fa]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("genolm annotate"), "{}", stderr(&o));
+    expect_error(
+        &["predict", "--model", &run_a.to_string_lossy(), &fa],
+        "genolm annotate",
+    );
 
     // Annotate in small decode chunks (exercises the streaming), with a bedGraph.
     let gff_out = tmp.path().join("pred.gff3");
@@ -828,7 +808,7 @@ fn killed_segment_run_resumes_to_identical_weights_and_report() {
     assert!(o.status.success(), "{}", stderr(&o));
     let part = tmp.path().join("part");
     // 13 steps per epoch: killed in the second epoch, after a checkpoint.
-    common::kill_after_checkpoint(BIN, &args(&part, false), &part, 18);
+    common::kill_after_checkpoint(&args(&part, false), &part, 18);
     let o = Command::new(BIN).args(args(&part, true)).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     // It continued from the checkpoint rather than starting again.

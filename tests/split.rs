@@ -6,22 +6,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
 use genolm::data::homology::{self, Params};
 use genolm::data::split::assign_groups;
 use genolm::train::markov::Markov;
 
-const BIN: &str = env!("CARGO_BIN_EXE_genolm");
+mod common;
 
-fn genolm(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap()
-}
+use common::{expect_error, genolm};
 
 fn ok(args: &[&str]) -> String {
     let o = genolm(args);
@@ -813,11 +807,7 @@ fn bad_inputs_exit_2_with_one_line() {
         ],
     ];
     for args in cases {
-        let o = genolm(&args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("genolm: error:"), "{args:?}: {err}");
+        expect_error(&args, "genolm: error:");
     }
     let o = genolm(&[
         "markov",
@@ -1130,9 +1120,6 @@ fn bench_split_times_the_split_command_on_the_demo_set() {
         vec!["bench", "split", "--repeat", "0", p],
         vec!["bench", "split", "--repeat", "1", "no/such/file.fa"],
     ] {
-        let o = genolm(&bad);
-        assert_eq!(o.status.code(), Some(2), "{bad:?}");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
+        expect_error(&bad, "genolm: error:");
     }
 }

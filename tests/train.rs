@@ -2,13 +2,11 @@
 //! run-directory contents, eval/predict agreement, and clear errors for bad configs and data.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_genolm");
+use std::process::Output;
 
 mod common;
 
-use common::demo_slice;
+use common::{demo_slice, expect_error, genolm};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -17,14 +15,6 @@ fn root() -> PathBuf {
 /// A small real training set: the first `n` records of each demo class, as FASTA files.
 fn small_demo(dir: &Path, n: usize) -> String {
     demo_slice(dir, 0, n)
-}
-
-fn genolm(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .unwrap()
 }
 
 fn train_args<'a>(spec: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -148,7 +138,7 @@ fn kill_and_resume(tmp: &Path, spec: &str, extra: &[&str]) -> PathBuf {
     let part = tmp.join("part");
     let part_s = part.to_string_lossy().to_string();
     // Kill (SIGKILL) once a mid-epoch checkpoint exists and training has moved past it.
-    common::kill_after_checkpoint(BIN, &train_args(spec, &part_s, &args), &part, 13);
+    common::kill_after_checkpoint(&train_args(spec, &part_s, &args), &part, 13);
     args.push("--resume");
     let o = genolm(&train_args(spec, &part_s, &args));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -346,20 +336,6 @@ fn cross_validation_runs_each_fold_and_averages() {
         &train_args(&spec, &out_s, &["--cv", "3", "--test", &spec]),
         "--cv makes its own",
     );
-}
-
-fn expect_error(args: &[&str], needle: &str) {
-    let o = genolm(args);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "{args:?}: {err}");
-    assert!(
-        lines[0].contains(needle),
-        "{args:?}: want '{needle}' in {}",
-        lines[0]
-    );
-    assert!(!err.contains("panicked"));
 }
 
 #[test]

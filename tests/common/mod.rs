@@ -1,12 +1,13 @@
 //! Shared helpers of the test files: seeded random tensors, the f64 finite-difference check
 //! (central differences, eps 1e-6; an element passes when
 //! |analytic - numeric| <= 1e-6 * max(|analytic|, |numeric|) + 1e-8), and killing a training
-//! run mid-way for the resume tests.
+//! run mid-way for the resume tests, and running the `genolm` binary (with the check that bad
+//! input fails in one line with exit code 2).
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device, Result, Tensor, Var};
@@ -122,10 +123,10 @@ where
     worst
 }
 
-/// Run `bin args` and SIGKILL it once `dir` has a checkpoint (`state.json`) and training has
+/// Run `genolm args` and SIGKILL it once `dir` has a checkpoint (`state.json`) and training has
 /// logged at least `min_steps` steps (moved past it); panics if it finished first.
-pub fn kill_after_checkpoint<S: AsRef<OsStr>>(bin: &str, args: &[S], dir: &Path, min_steps: usize) {
-    let mut child = Command::new(bin)
+pub fn kill_after_checkpoint<S: AsRef<OsStr>>(args: &[S], dir: &Path, min_steps: usize) {
+    let mut child = Command::new(BIN)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -169,4 +170,32 @@ pub fn demo_slice(dir: &Path, skip: usize, n: usize) -> String {
         spec.push(format!("{class}={}", path.display()));
     }
     spec.join(",")
+}
+
+/// The `genolm` binary built for these tests.
+pub const BIN: &str = env!("CARGO_BIN_EXE_genolm");
+
+/// Run `genolm args` (with `RUST_BACKTRACE=1`, so a panic would show) and collect its output.
+pub fn genolm<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap()
+}
+
+/// Run `genolm args` and assert that it failed the way bad input must: exit code 2 and one
+/// non-empty stderr line, containing `needle`, without a panic.
+pub fn expect_error<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S], needle: &str) {
+    let o = genolm(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{args:?}: want one line, got {err}");
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: want '{needle}' in {}",
+        lines[0]
+    );
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
 }
