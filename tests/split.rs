@@ -807,7 +807,8 @@ fn bad_inputs_exit_2_with_one_line() {
         ],
     ];
     for args in cases {
-        expect_error(&args, "genolm: error:");
+        let line = expect_error(&args, "genolm: error:");
+        assert!(line.starts_with("genolm: error:"), "{args:?}: {line}");
     }
     let o = genolm(&[
         "markov",
@@ -1120,6 +1121,7 @@ fn bench_split_times_the_split_command_on_the_demo_set() {
         vec!["bench", "split", "--repeat", "0", p],
         vec!["bench", "split", "--repeat", "1", "no/such/file.fa"],
     ] {
-        expect_error(&bad, "genolm: error:");
+        let line = expect_error(&bad, "genolm: error:");
+        assert!(line.starts_with("genolm: error:"), "{bad:?}: {line}");
     }
 }

@@ -185,8 +185,8 @@ pub fn genolm<S: AsRef<OsStr>>(args: &[S]) -> Output {
 }
 
 /// Run `genolm args` and assert that it failed the way bad input must: exit code 2 and one
-/// non-empty stderr line, containing `needle`, without a panic.
-pub fn expect_error<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S], needle: &str) {
+/// non-empty stderr line, containing `needle`, without a panic. Returns that line.
+pub fn expect_error<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S], needle: &str) -> String {
     let o = genolm(args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
@@ -198,4 +198,5 @@ pub fn expect_error<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S], needle: &str)
         lines[0]
     );
     assert!(!err.contains("panicked"), "{args:?}: {err}");
+    lines[0].to_string()
 }
