@@ -13,16 +13,7 @@ use genolm::train::run::RunConfig;
 
 mod common;
 
-use common::{demo_slice, expect_error, genolm};
-
-fn run_ok(args: &[&str]) {
-    let o = genolm(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
+use common::{demo_slice, expect_error, run_ok};
 
 /// `genolm train` on `spec` into `out` with small settings plus `extra` (an option of `extra`
 /// given a value replaces the default's).
@@ -254,7 +245,7 @@ fn init_loads_the_backbone_adds_a_fresh_head_freezes_and_scales_the_lr() {
     assert_eq!(r["model"], "gb-cnn");
     assert_eq!(r["init"]["backbone_lr_scale"], 0.1);
     // A fine-tuned run directory evaluates like any other.
-    let o = genolm(&[
+    run_ok(&[
         "eval",
         "--model",
         d.to_str().unwrap(),
@@ -262,7 +253,6 @@ fn init_loads_the_backbone_adds_a_fresh_head_freezes_and_scales_the_lr() {
         &spec,
         "--json",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     // Mismatches are one line, exit code 2.
     let out = tmp.path().join("bad");

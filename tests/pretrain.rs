@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 mod common;
 
-use common::{expect_error, genolm};
+use common::{expect_error, genolm, run_ok};
 
 /// Random base-token ids of the character tokenizer (A C G T = 5..=8), with some N (9).
 fn char_ids(n: usize, seed: u64) -> Vec<u32> {
@@ -493,13 +493,12 @@ fn tiny_pretrain_run_writes_report_and_is_deterministic() {
     let cfg = small_hyena_toml(tmp.path());
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     for d in [&a, &b] {
-        let o = genolm(&tiny_args(
+        run_ok(&tiny_args(
             &genome,
             &d.to_string_lossy(),
             &cfg,
             &["--max-steps", "40"],
         ));
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let r = report(&a);
     assert_eq!(r, report(&b), "same seed, same report");
@@ -566,16 +565,14 @@ fn killed_run_resumes_to_the_same_loss_curve() {
     let cfg = small_hyena_toml(tmp.path());
     let extra = ["--max-steps", "120", "--checkpoint-every", "5"];
     let full = tmp.path().join("full");
-    let o = genolm(&tiny_args(&genome, &full.to_string_lossy(), &cfg, &extra));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&tiny_args(&genome, &full.to_string_lossy(), &cfg, &extra));
 
     let part = tmp.path().join("part");
     let part_s = part.to_string_lossy().to_string();
     common::kill_after_checkpoint(&tiny_args(&genome, &part_s, &cfg, &extra), &part, 13);
     let mut resume = extra.to_vec();
     resume.push("--resume");
-    let o = genolm(&tiny_args(&genome, &part_s, &cfg, &resume));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&tiny_args(&genome, &part_s, &cfg, &resume));
     assert_eq!(loss_curve(&full), loss_curve(&part));
     assert_eq!(report(&full), report(&part));
     assert_eq!(
@@ -644,7 +641,7 @@ fn mlm_runs_end_to_end_with_an_added_mask_row() {
     };
     let cfg = small_hyena_toml(tmp.path());
     let out = tmp.path().join("mlm");
-    let o = genolm(&[
+    run_ok(&[
         "--threads",
         "2",
         "pretrain",
@@ -670,7 +667,6 @@ fn mlm_runs_end_to_end_with_an_added_mask_row() {
         "10",
         "--quiet",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r = report(&out);
     assert_eq!(r["objective"], "mlm");
     assert_eq!(r["mask_token"], "added row");

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use candle_core::{DType, Device, Tensor, D};
 use genolm::augment::StrandTracks;
@@ -15,11 +14,7 @@ use genolm::train::segment::{self, Example, GenomeData, LabeledRecord, TileOptio
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use common::{expect_error, genolm, BIN};
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use common::{expect_error, run_ok};
 
 const GFF: &str = "##gff-version 3
 s1\tt\tgene\t11\t60\t.\t+\t.\tID=g1
@@ -497,7 +492,7 @@ fn segment_runs_fine_tune_from_a_pretrained_backbone() {
     let cnn = write(tmp.path(), "cnn.toml", "width = 16\ndepth = 2\npool = 1\n");
     let unet = write(tmp.path(), "unet.toml", "width = 8\nlevels = 1\n");
     let pre = tmp.path().join("pre");
-    let o = genolm(&[
+    run_ok(&[
         "pretrain",
         "--objective",
         "mlm",
@@ -521,7 +516,6 @@ fn segment_runs_fine_tune_from_a_pretrained_backbone() {
         "2",
         "--quiet",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let source = load_tensors(&pre.join("model.safetensors"))
         .or_else(|_| load_tensors(&pre.join("last.safetensors")))
         .unwrap();
@@ -541,9 +535,10 @@ fn segment_runs_fine_tune_from_a_pretrained_backbone() {
     };
     let want = params(&source);
     assert!(!want.is_empty());
+    // The arguments of a segment fine-tune run into `tmp/name`, and that directory.
     let seg = |name: &str, extra: &[&str]| {
         let out = tmp.path().join(name);
-        let mut args = vec![
+        let args = vec![
             "train",
             "--task",
             "segment",
@@ -568,17 +563,15 @@ fn segment_runs_fine_tune_from_a_pretrained_backbone() {
             "--quiet",
             "--init",
         ];
-        let pre_s = pre.to_string_lossy().into_owned();
-        let out_s = out.to_string_lossy().into_owned();
-        args.push(&pre_s);
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&["--out", &out_s]);
-        let o = genolm(&args);
-        (o, out)
+        let mut args: Vec<String> = args.into_iter().map(String::from).collect();
+        args.push(pre.to_string_lossy().into_owned());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(["--out".to_string(), out.to_string_lossy().into_owned()]);
+        (args, out)
     };
     // Backbone learning rate 0: the trained backbone is the pretrained one, the head is not.
-    let (o, run) = seg("lr0", &["--backbone-lr-scale", "0"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (args, run) = seg("lr0", &["--backbone-lr-scale", "0"]);
+    run_ok(&args);
     let got = load_tensors(&run.join("model.safetensors")).unwrap();
     assert_eq!(
         params(&got),
@@ -590,25 +583,23 @@ fn segment_runs_fine_tune_from_a_pretrained_backbone() {
     assert_eq!(report["init"]["backbone_lr_scale"], 0.0);
     assert_eq!(report["model"], "cnn");
     // Frozen for every step: the same; unfrozen with the default scale (0.1): it moves.
-    let (o, run) = seg(
+    let (args, run) = seg(
         "frozen",
         &["--freeze-backbone-steps", "100", "--backbone-lr-scale", "1"],
     );
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_ok(&args);
     assert_eq!(
         params(&load_tensors(&run.join("model.safetensors")).unwrap()),
         want
     );
-    let (o, run) = seg("tuned", &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (args, run) = seg("tuned", &[]);
+    run_ok(&args);
     assert_ne!(
         params(&load_tensors(&run.join("model.safetensors")).unwrap()),
         want
     );
     // A different backbone named next to --init is refused in one line.
-    let (o, _) = seg("bad", &["--model", "hyena"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("its backbone is cnn"), "{}", stderr(&o));
+    expect_error(&seg("bad", &["--model", "hyena"]).0, "its backbone is cnn");
 }
 
 /// SARS-CoV-2 from the shared data with a small model config in `tmp`; `None` (the test skips)
@@ -671,12 +662,8 @@ fn train_segment_and_annotate_sars_cov_2() {
     let fa = sars.fa.clone();
     let run_a = tmp.path().join("a");
     let run_b = tmp.path().join("b");
-    let args = |out: &Path| {
-        let a = sars.train_args(out, &["--batch-size", "8", "--epochs", "2"]);
-        Command::new(BIN).args(&a).output().unwrap()
-    };
-    let o = args(&run_a);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let train = |out: &Path| run_ok(&sars.train_args(out, &["--batch-size", "8", "--epochs", "2"]));
+    train(&run_a);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_a.join("report.json")).unwrap()).unwrap();
     let cds = &report["per_base"]["per_class"]["cds"];
@@ -691,8 +678,7 @@ fn train_segment_and_annotate_sars_cov_2() {
     assert_eq!(epochs.len(), 2);
     assert!(epochs[1]["valid"]["per_class"]["cds"]["f1"].is_number());
     // Same seed and threads: the same numbers.
-    let o = args(&run_b);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train(&run_b);
     let rb: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_b.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["per_base"], rb["per_base"]);
@@ -734,7 +720,7 @@ fn train_segment_and_annotate_sars_cov_2() {
     // Annotate in small decode chunks (exercises the streaming), with a bedGraph.
     let gff_out = tmp.path().join("pred.gff3");
     let bed = tmp.path().join("cds.bedgraph");
-    let o = genolm(&[
+    run_ok(&[
         "--threads",
         "2",
         "annotate",
@@ -771,7 +757,6 @@ fn train_segment_and_annotate_sars_cov_2() {
         assert!((0.0..=1.0).contains(&v));
     }
     assert_eq!(covered, 29903);
-    assert!(o.status.success(), "{}", stderr(&o));
     let ann = genolm::io::gff::read(&gff_out.to_string_lossy()).unwrap();
     let recs = genolm::io::fasta::read_records(&fa, Default::default()).unwrap();
     ann.resolve_records(&fa, &recs).unwrap();
@@ -804,15 +789,13 @@ fn killed_segment_run_resumes_to_identical_weights_and_report() {
         sars.train_args(out, &extra)
     };
     let full = tmp.path().join("full");
-    let o = Command::new(BIN).args(args(&full, false)).output().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_ok(&args(&full, false));
     let part = tmp.path().join("part");
     // 13 steps per epoch: killed in the second epoch, after a checkpoint.
     common::kill_after_checkpoint(&args(&part, false), &part, 18);
-    let o = Command::new(BIN).args(args(&part, true)).output().unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_ok(&args(&part, true));
     // It continued from the checkpoint rather than starting again.
-    let said = stderr(&o);
+    let said = String::from_utf8_lossy(&o.stderr);
     let at: u64 = said
         .split("at step ")
         .nth(1)
@@ -990,8 +973,7 @@ fn held_out_record_is_scored_in_full_and_coding_views() {
     .collect();
     let mut a = base.clone();
     a.extend(["--out".to_string(), out.to_string_lossy().into_owned()]);
-    let o = genolm(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let (full, coding) = (
@@ -1028,8 +1010,7 @@ fn held_out_record_is_scored_in_full_and_coding_views() {
         "--out".to_string(),
         prok.to_string_lossy().into_owned(),
     ]);
-    let o = genolm(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(o.status.success(), "{}", stderr(&o));
+    run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
     let cfg = std::fs::read_to_string(prok.join("config.toml")).unwrap();
     assert!(cfg.contains("mode = \"prokaryote\""), "{cfg}");
     let report: serde_json::Value =
@@ -1038,7 +1019,7 @@ fn held_out_record_is_scored_in_full_and_coding_views() {
     // 121 mixes × 5 gene penalties, one intron penalty; then 25 × 5 frame weights.
     assert_eq!(trials(&prok), 605 + 125);
     let gff_out = tmp.path().join("p.gff3");
-    let o = genolm(&[
+    run_ok(&[
         "annotate",
         "--model",
         &prok.to_string_lossy(),
@@ -1054,7 +1035,6 @@ fn held_out_record_is_scored_in_full_and_coding_views() {
         "--gene-penalty",
         "0",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
     let ann = genolm::io::gff::read(&gff_out.to_string_lossy()).unwrap();
     assert!(!ann.genes.is_empty());
     for g in &ann.genes {

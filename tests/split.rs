@@ -15,16 +15,10 @@ use genolm::train::markov::Markov;
 
 mod common;
 
-use common::{expect_error, genolm};
+use common::{expect_error, genolm, run_ok};
 
 fn ok(args: &[&str]) -> String {
-    let o = genolm(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
+    String::from_utf8(run_ok(args).stdout).unwrap()
 }
 
 /// Deterministic pseudo-random generator (SplitMix64).

@@ -2,11 +2,10 @@
 //! run-directory contents, eval/predict agreement, and clear errors for bad configs and data.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 mod common;
 
-use common::{demo_slice, expect_error, genolm};
+use common::{demo_slice, expect_error, genolm, run_ok};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -55,8 +54,7 @@ fn same_seed_same_numbers_and_complete_run_dir() {
     let spec = small_demo(tmp.path(), 150);
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     for d in [&a, &b] {
-        let o = genolm(&train_args(&spec, &d.to_string_lossy(), &[]));
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        run_ok(&train_args(&spec, &d.to_string_lossy(), &[]));
     }
     assert_eq!(report(&a), report(&b));
     for f in [
@@ -87,13 +85,13 @@ fn same_seed_same_numbers_and_complete_run_dir() {
     let mut args = train_args(&spec, &c_s, &[]);
     let i = args.iter().position(|x| *x == "11").unwrap();
     args[i] = "12";
-    assert!(genolm(&args).status.success());
+    run_ok(&args);
     assert_ne!(
         std::fs::read(a.join("model.safetensors")).unwrap(),
         std::fs::read(c.join("model.safetensors")).unwrap()
     );
     // eval on the validation-size data agrees with itself and prints the plain metric names.
-    let o = genolm(&[
+    let o = run_ok(&[
         "eval",
         "--model",
         &a.to_string_lossy(),
@@ -101,19 +99,17 @@ fn same_seed_same_numbers_and_complete_run_dir() {
         &spec,
         "--json",
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(m["auroc"].as_f64().unwrap() > 0.5);
     // predict writes one row per record with probabilities summing to 1.
     let fa = spec.split(',').next().unwrap().split('=').nth(1).unwrap();
-    let o = genolm(&[
+    let o = run_ok(&[
         "predict",
         "--model",
         &a.to_string_lossy(),
         "--rc-average",
         fa,
     ]);
-    assert!(o.status.success());
     let text = String::from_utf8_lossy(&o.stdout);
     let rows: Vec<&str> = text.lines().collect();
     assert_eq!(rows[0], "name\tp_distal\tp_proximal");
@@ -132,16 +128,14 @@ fn kill_and_resume(tmp: &Path, spec: &str, extra: &[&str]) -> PathBuf {
     let full = tmp.join("full");
     let mut args = vec!["--checkpoint-every", "3"];
     args.extend_from_slice(extra);
-    let o = genolm(&train_args(spec, &full.to_string_lossy(), &args));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&train_args(spec, &full.to_string_lossy(), &args));
 
     let part = tmp.join("part");
     let part_s = part.to_string_lossy().to_string();
     // Kill (SIGKILL) once a mid-epoch checkpoint exists and training has moved past it.
     common::kill_after_checkpoint(&train_args(spec, &part_s, &args), &part, 13);
     args.push("--resume");
-    let o = genolm(&train_args(spec, &part_s, &args));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&train_args(spec, &part_s, &args));
     assert_eq!(report(&full), report(&part));
     assert_eq!(
         std::fs::read(full.join("model.safetensors")).unwrap(),
@@ -170,12 +164,11 @@ fn moving_average_runs_resume_exactly_and_keep_the_averaged_weights() {
     let ema_run = kill_and_resume(&ema, &spec, &["--ema", "0.9"]);
     // Same seed without the average: the kept weights differ.
     let plain = tmp.path().join("plain");
-    let o = genolm(&train_args(
+    run_ok(&train_args(
         &spec,
         &plain.to_string_lossy(),
         &["--checkpoint-every", "3"],
     ));
-    assert!(o.status.success());
     assert_ne!(
         std::fs::read(ema_run.join("model.safetensors")).unwrap(),
         std::fs::read(plain.join("model.safetensors")).unwrap()
@@ -210,12 +203,11 @@ impl TunedRun {
         let vspec = demo_slice(&vdir, 150, 100);
         let run = tmp.path().join("run");
         let run_s = run.to_string_lossy().to_string();
-        let o = genolm(&train_args(
+        run_ok(&train_args(
             &spec,
             &run_s,
             &["--valid", &vspec, "--threshold", threshold],
         ));
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let threshold: f64 = std::fs::read_to_string(run.join("threshold.txt"))
             .unwrap()
             .trim()
@@ -242,8 +234,7 @@ impl TunedRun {
             "--json",
         ];
         args.extend_from_slice(extra);
-        let o = genolm(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = run_ok(&args);
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
     }
 }
@@ -266,8 +257,7 @@ fn threshold_auto_is_chosen_on_validation_and_used_by_eval() {
     assert!(j(&tuned) >= j(&fixed) - 1e-12, "{tuned} vs {fixed}");
     // The default run keeps 0.5.
     let plain = tr.tmp.path().join("plain");
-    let o = genolm(&train_args(&tr.spec, &plain.to_string_lossy(), &[]));
-    assert!(o.status.success());
+    run_ok(&train_args(&tr.spec, &plain.to_string_lossy(), &[]));
     assert_eq!(report(&plain)["threshold"].as_f64().unwrap(), 0.5);
 }
 
@@ -314,8 +304,7 @@ fn cross_validation_runs_each_fold_and_averages() {
     let spec = small_demo(tmp.path(), 60);
     let out = tmp.path().join("cv");
     let out_s = out.to_string_lossy().to_string();
-    let o = genolm(&train_args(&spec, &out_s, &["--cv", "3"]));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&train_args(&spec, &out_s, &["--cv", "3"]));
     let r = report(&out);
     let folds = r["folds"].as_array().unwrap();
     assert_eq!(folds.len(), 3);
@@ -475,12 +464,7 @@ fn long_range_backbones_train_with_every_head_and_evaluate() {
             );
             args[4] = model;
             args[10] = "1"; // one epoch
-            let o = genolm(&args);
-            assert!(
-                o.status.success(),
-                "{model}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            );
+            run_ok(&args);
             let r = report(&run);
             let auroc = r["valid"]["auroc"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&auroc), "{model}: {r}");
@@ -493,8 +477,7 @@ fn long_range_backbones_train_with_every_head_and_evaluate() {
                 model
             };
             assert!(stored.contains(&format!("kind = \"{kind}\"")), "{stored}");
-            let o = genolm(&["eval", "--model", &run_s, "--data", &spec, "--json"]);
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let o = run_ok(&["eval", "--model", &run_s, "--data", &spec, "--json"]);
             let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
             assert!(m["accuracy"].as_f64().unwrap() > 0.0, "{m}");
             reports.push(r);
@@ -520,20 +503,12 @@ fn long_range_backbones_train_with_every_head_and_evaluate() {
         ],
     );
     args[4] = "caduceus";
-    let o = genolm(&args);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("rc_equivariant needs the character vocabulary"),
-        "{err}"
-    );
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    expect_error(&args, "rc_equivariant needs the character vocabulary");
 }
 
-/// Parse `genolm predict` output: (name, probabilities).
-fn predicted(o: &Output) -> Vec<(String, Vec<f64>)> {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout)
+/// Run `genolm args` (a `predict`) and parse its output: (name, probabilities).
+fn predicted(args: &[&str]) -> Vec<(String, Vec<f64>)> {
+    String::from_utf8_lossy(&run_ok(args).stdout)
         .lines()
         .skip(1)
         .map(|l| {
@@ -554,8 +529,7 @@ fn several_run_directories_predict_and_evaluate_as_one_ensemble() {
         let mut args = train_args(&spec, d, &[]);
         let i = args.iter().position(|x| *x == "11").unwrap();
         args[i] = seed;
-        let o = genolm(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        run_ok(&args);
     }
     // Every run directory holds its validation predictions.
     let valid = std::fs::read_to_string(a.join("valid_predictions.tsv")).unwrap();
@@ -565,10 +539,10 @@ fn several_run_directories_predict_and_evaluate_as_one_ensemble() {
     );
     assert_eq!(valid.lines().count(), 1 + 20);
     let fa = spec.split(',').next().unwrap().split('=').nth(1).unwrap();
-    let pa = predicted(&genolm(&["predict", "--model", &a_s, fa]));
-    let pb = predicted(&genolm(&["predict", "--model", &b_s, fa]));
+    let pa = predicted(&["predict", "--model", &a_s, fa]);
+    let pb = predicted(&["predict", "--model", &b_s, fa]);
     let both = format!("{a_s},{b_s}");
-    let pab = predicted(&genolm(&["predict", "--model", &both, fa]));
+    let pab = predicted(&["predict", "--model", &both, fa]);
     assert_eq!(pab.len(), 100);
     assert_ne!(pa, pb);
     for ((x, y), z) in pa.iter().zip(&pb).zip(&pab) {
@@ -583,8 +557,7 @@ fn several_run_directories_predict_and_evaluate_as_one_ensemble() {
             );
         }
     }
-    let o = genolm(&["eval", "--model", &both, "--data", &spec, "--json"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run_ok(&["eval", "--model", &both, "--data", &spec, "--json"]);
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(m["threshold"].as_f64(), Some(0.5));
     let auroc = m["auroc"].as_f64().unwrap();

@@ -1,8 +1,8 @@
 //! Shared helpers of the test files: seeded random tensors, the f64 finite-difference check
 //! (central differences, eps 1e-6; an element passes when
 //! |analytic - numeric| <= 1e-6 * max(|analytic|, |numeric|) + 1e-8), and killing a training
-//! run mid-way for the resume tests, and running the `genolm` binary (with the check that bad
-//! input fails in one line with exit code 2).
+//! run mid-way for the resume tests, and running the `genolm` binary (with the checks that a run
+//! succeeds, and that bad input fails in one line with exit code 2).
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
@@ -182,6 +182,17 @@ pub fn genolm<S: AsRef<OsStr>>(args: &[S]) -> Output {
         .env("RUST_BACKTRACE", "1")
         .output()
         .unwrap()
+}
+
+/// Run `genolm args`, assert that it succeeded (showing its stderr if not) and return its output.
+pub fn run_ok<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> Output {
+    let o = genolm(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
 }
 
 /// Run `genolm args` and assert that it failed the way bad input must: exit code 2 and one
