@@ -1,40 +1,30 @@
 //! `genolm bench models`: the scaling benchmark's JSON, files and errors (tiny lengths only; the
 //! real measurements are in the README).
 
-use std::process::Command;
+mod common;
 
-fn genolm() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_genolm"))
-}
+use common::{expect_error, run_ok};
 
 #[test]
 fn json_lists_every_model_and_length_with_peak_heap() {
     let dir = tempfile::tempdir().unwrap();
-    let out = genolm()
-        .args([
-            "--threads",
-            "1",
-            "bench",
-            "models",
-            "--models",
-            "gb-cnn,cnn",
-            "--min-length",
-            "128",
-            "--max-length",
-            "512",
-            "--repeat",
-            "1",
-            "--json",
-            "--out",
-        ])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&[
+        "--threads",
+        "1",
+        "bench",
+        "models",
+        "--models",
+        "gb-cnn,cnn",
+        "--min-length",
+        "128",
+        "--max-length",
+        "512",
+        "--repeat",
+        "1",
+        "--json",
+        "--out",
+        dir.path().to_str().unwrap(),
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let pts = v.as_array().unwrap();
     let got: Vec<(String, u64)> = pts
@@ -78,18 +68,16 @@ fn json_lists_every_model_and_length_with_peak_heap() {
 
 #[test]
 fn bad_arguments_exit_2_with_one_line() {
-    for args in [
-        vec!["--models", "nosuch"],
-        vec!["--min-length", "0"],
-        vec!["--min-length", "512", "--max-length", "256"],
+    for (args, needle) in [
+        (&["--models", "nosuch"][..], "nosuch"),
+        (&["--min-length", "0"][..], "length"),
+        (
+            &["--min-length", "512", "--max-length", "256"][..],
+            "length",
+        ),
     ] {
-        let out = genolm()
-            .args(["bench", "models"])
-            .args(&args)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        let mut all = vec!["bench", "models"];
+        all.extend_from_slice(args);
+        expect_error(&all, needle);
     }
 }

@@ -4,6 +4,8 @@
 //! CDS that start with ATG, end with a stop and have no internal stop. The floors are the
 //! team's reference counts.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -12,6 +14,8 @@ use genolm::io::extract::{extract_files, ExtractOptions, Extracted, Feature};
 use genolm::io::labels::{label_files, CDS, NUM_CLASSES};
 use genolm::io::shared_data;
 use genolm::seq::SeqPolicy;
+
+use common::run_ok;
 
 /// Standard genetic code, TCAG order.
 fn translate(cds: &[u8]) -> Vec<u8> {
@@ -275,32 +279,25 @@ fn extract_cli_writes_fasta() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("prom.fa");
-    let st = Command::new(env!("CARGO_BIN_EXE_genolm"))
-        .args([
-            "extract",
-            "--feature",
-            "promoter",
-            "--upstream",
-            "300",
-            "--downstream",
-            "20",
-        ])
-        .args(["--fasta", &f, "--gff", &g, "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    run_ok(&[
+        "extract",
+        "--feature",
+        "promoter",
+        "--upstream",
+        "300",
+        "--downstream",
+        "20",
+        "--fasta",
+        &f,
+        "--gff",
+        &g,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.starts_with(">YP_009724389.1 "), "{}", &text[..80]);
     // ORF1ab's TSS is at 266: only 265 bases exist upstream.
     assert!(text.lines().next().unwrap().contains("clipped_upstream=35"));
-    let help = Command::new(env!("CARGO_BIN_EXE_genolm"))
-        .args(["extract", "--help"])
-        .output()
-        .unwrap();
+    let help = run_ok(&["extract", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Examples:"));
 }

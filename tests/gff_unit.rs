@@ -1,14 +1,17 @@
 //! GFF3 parsing, gene models, extraction and label tracks on small synthetic inputs.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
 
 use genolm::io::extract::{extract, ExtractOptions, Extracted, Feature};
 use genolm::io::fasta::Record;
 use genolm::io::gff::{self, Annotation, Interval, SeqName, Strand};
 use genolm::io::labels::{LabelTracks, CDS, INTERGENIC, INTRON, NC_EXON, UTR3, UTR5};
 use genolm::seq::revcomp;
+
+use common::{expect_error, run_ok};
 
 const HEAD: &str = "##gff-version 3\n";
 
@@ -526,18 +529,17 @@ fn malformed_fixtures_fail_with_one_line() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        let out = Command::new(env!("CARGO_BIN_EXE_genolm"))
-            .args(["labels", "--fasta"])
-            .arg(&fasta)
-            .arg("--gff")
-            .arg(&path)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr}");
-        assert!(stderr.contains(&name), "{name}: {stderr}");
+        expect_error(
+            &[
+                "labels",
+                "--fasta",
+                fasta.to_str().unwrap(),
+                "--gff",
+                path.to_str().unwrap(),
+            ],
+            &name,
+        );
         n += 1;
     }
     assert!(n >= 9, "only {n} fixtures");
@@ -558,18 +560,14 @@ fn valid_gff_on_fixture_fasta_runs() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_genolm"))
-        .args(["labels", "--json", "--fasta"])
-        .arg(dir.join("ref.fa"))
-        .arg("--gff")
-        .arg(&gff)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_ok(&[
+        "labels",
+        "--json",
+        "--fasta",
+        dir.join("ref.fa").to_str().unwrap(),
+        "--gff",
+        gff.to_str().unwrap(),
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["plus"]["cds"], 72);
     assert_eq!(v["plus"]["intron"], 39);

@@ -1,5 +1,7 @@
 //! FASTA readers on every container (plain, multi-member gzip, BGZF, stdin) and real genomes.
 
+mod common;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -9,7 +11,7 @@ use genolm::io::fasta::{read_records, Record};
 use genolm::io::shared_data;
 use genolm::seq::SeqPolicy;
 
-const BIN: &str = env!("CARGO_BIN_EXE_genolm");
+use common::{run_ok, BIN};
 
 fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,23 +60,15 @@ fn ecoli_stats_json() {
     let Some(p) = shared_data("genomes/ecoli_k12_mg1655/genome.fna.gz") else {
         return;
     };
-    let out = Command::new(BIN)
-        .args(["stats", "--json"])
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let p = p.to_str().unwrap();
+    let out = run_ok(&["stats", "--json", p]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["records"], 1);
     assert_eq!(v[0]["bases"], 4_641_652);
     let gc = v[0]["gc"].as_f64().unwrap();
     assert!((gc - 0.5079).abs() < 5e-5, "gc {gc}");
     // The table form names the same numbers.
-    let t = Command::new(BIN).arg("stats").arg(&p).output().unwrap();
+    let t = run_ok(&["stats", p]);
     let text = String::from_utf8_lossy(&t.stdout);
     assert!(
         text.contains("4641652") && text.contains("0.5079"),
