@@ -2,6 +2,8 @@
 //! message, when the data is absent), checked against `gt gff3validator` and `gt eval` when
 //! genometools is installed.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +17,8 @@ use genolm::io::gffwrite::{fill_phases, write_gff3};
 use genolm::io::labels::{LabelTracks, NUM_CLASSES};
 use genolm::io::shared_data;
 use genolm::seq::SeqPolicy;
+
+use common::{expect_error, run_ok};
 
 fn athaliana() -> Option<(PathBuf, PathBuf)> {
     let dir = shared_data("genomes/athaliana_1pct")?;
@@ -380,21 +384,13 @@ fn eval_annotation_agrees_with_gt_eval() {
     assert!(coding.total("gene", "all").unwrap().tp > 0);
 }
 
-fn genolm() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_genolm"))
-}
-
 #[test]
 fn eval_annotation_cli_json_and_errors() {
     let Some((_, gff)) = athaliana() else {
         return;
     };
     let g = gff.to_str().unwrap();
-    let o = genolm()
-        .args(["eval-annotation", "--pred", g, "--ref", g, "--json"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run_ok(&["eval-annotation", "--pred", g, "--ref", g, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for key in ["base", "exon", "transcript", "gene"] {
         assert!(v[key].is_object(), "{key}");
@@ -403,19 +399,15 @@ fn eval_annotation_cli_json_and_errors() {
     assert_eq!(v["exon"]["all"]["f1"].as_f64(), Some(1.0));
     assert_eq!(v["gene"]["all"]["f1"].as_f64(), Some(1.0));
     assert!(v["base"]["cds"]["minus"]["tp"].as_u64().unwrap() > 0);
-    let o = genolm()
-        .args([
-            "eval-annotation",
-            "--pred",
-            g,
-            "--ref",
-            g,
-            "--json",
-            "--coding",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run_ok(&[
+        "eval-annotation",
+        "--pred",
+        g,
+        "--ref",
+        g,
+        "--json",
+        "--coding",
+    ]);
     let c: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(c["coding"].as_bool(), Some(true));
     assert_eq!(c["exon"]["cds_unique"]["f1"].as_f64(), Some(1.0));
@@ -457,14 +449,7 @@ fn eval_annotation_cli_json_and_errors() {
         ),
     ];
     for (args, want) in cases {
-        let o = genolm()
-            .arg("eval-annotation")
-            .args(&args)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.contains(want), "{args:?}: {err}");
+        expect_error(&[&["eval-annotation"][..], &args].concat(), want);
     }
 }
 

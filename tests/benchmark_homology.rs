@@ -3,9 +3,10 @@
 //! split's train/test leakage (synthetic families; then a real set, skipped without data);
 //! `--folds` and `--ensemble`.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use genolm::cli::benchmark::homology_folds;
 use genolm::data::homology::Params;
@@ -13,7 +14,7 @@ use genolm::data::LabeledSet;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const BIN: &str = env!("CARGO_BIN_EXE_genolm");
+use common::{expect_error, run_ok};
 
 /// Write `n_fam` families of `size` near-identical 81 bp sequences (3 substitutions each from
 /// the family's base) as a gzipped FASTA; positives carry a TATAAT box at position 40.
@@ -153,31 +154,27 @@ fn quick_benchmark_reports_published_and_homology_splits_side_by_side() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synthetic_data(&tmp.path().join("data"));
     let out = tmp.path().join("bench");
-    let o = Command::new(BIN)
-        .args([
-            "--threads",
-            "2",
-            "benchmark",
-            "promoters",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--sets",
-            "cnnprom_bacillus",
-            "--quick",
-            "--epochs",
-            "1",
-            "--model",
-            "gb-cnn",
-            "--split",
-            "homology",
-            "--identity",
-            "0.8",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&[
+        "--threads",
+        "2",
+        "benchmark",
+        "promoters",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--sets",
+        "cnnprom_bacillus",
+        "--quick",
+        "--epochs",
+        "1",
+        "--model",
+        "gb-cnn",
+        "--split",
+        "homology",
+        "--identity",
+        "0.8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(r["split"], "published+homology");
@@ -208,8 +205,8 @@ fn quick_benchmark_reports_published_and_homology_splits_side_by_side() {
         "{md}"
     );
     // A bad identity is one line, exit code 2.
-    let o = Command::new(BIN)
-        .args([
+    expect_error(
+        &[
             "benchmark",
             "promoters",
             "--data-dir",
@@ -220,11 +217,9 @@ fn quick_benchmark_reports_published_and_homology_splits_side_by_side() {
             "1.5",
             "--out",
             out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--identity must be in (0, 1]"));
+        ],
+        "--identity must be in (0, 1]",
+    );
 }
 
 #[test]
@@ -240,27 +235,23 @@ fn real_set_homology_split_has_no_leakage_at_the_threshold() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("bench");
-    let o = Command::new(BIN)
-        .args([
-            "--threads",
-            "2",
-            "benchmark",
-            "promoters",
-            "--sets",
-            "cnnprom_arabidopsis_tata",
-            "--quick",
-            "--epochs",
-            "1",
-            "--model",
-            "gb-cnn",
-            "--split",
-            "homology",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&[
+        "--threads",
+        "2",
+        "benchmark",
+        "promoters",
+        "--sets",
+        "cnnprom_arabidopsis_tata",
+        "--quick",
+        "--epochs",
+        "1",
+        "--model",
+        "gb-cnn",
+        "--split",
+        "homology",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let set = &r["sets"][0];
@@ -272,13 +263,27 @@ fn real_set_homology_split_has_no_leakage_at_the_threshold() {
     assert!(set["folds"][0]["leakage"]["count"].as_u64().is_some());
 }
 
-/// `genolm benchmark promoters` on the synthetic Bacillus set of `data`, one epoch, 2 threads.
-fn bacillus_benchmark(data: &Path) -> Command {
-    let mut c = Command::new(BIN);
-    c.args(["--threads", "2", "benchmark", "promoters", "--data-dir"])
-        .arg(data)
-        .args(["--sets", "cnnprom_bacillus", "--epochs", "1"]);
-    c
+/// The arguments of `genolm benchmark promoters` on the synthetic Bacillus set of `data`, one
+/// epoch, 2 threads, with gb-cnn, into `out`, followed by `extra`.
+fn bacillus_benchmark(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["--threads", "2", "benchmark", "promoters", "--data-dir"]
+        .map(String::from)
+        .to_vec();
+    a.push(data.to_string_lossy().into_owned());
+    a.extend(
+        [
+            "--sets",
+            "cnnprom_bacillus",
+            "--epochs",
+            "1",
+            "--model",
+            "gb-cnn",
+        ]
+        .map(String::from),
+    );
+    a.extend(["--out".to_string(), out.to_string_lossy().into_owned()]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
 }
 
 #[test]
@@ -286,17 +291,10 @@ fn folds_option_runs_only_the_named_folds() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synthetic_data(&tmp.path().join("data"));
     let out = tmp.path().join("bench");
-    let run = |extra: &[&str]| {
-        bacillus_benchmark(&data)
-            .args(["--max-train", "100"])
-            .args(["--model", "gb-cnn", "--out"])
-            .arg(&out)
-            .args(extra)
-            .output()
-            .unwrap()
+    let args = |extra: &[&str]| {
+        bacillus_benchmark(&data, &out, &[&["--max-train", "100"], extra].concat())
     };
-    let o = run(&["--folds", "2,4"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&args(&["--folds", "2,4"]));
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let set = &r["sets"][0];
@@ -308,17 +306,11 @@ fn folds_option_runs_only_the_named_folds() {
     assert!(dir.join("fold_4/model.safetensors").exists());
     assert!(!dir.join("fold_1").exists() && !dir.join("fold_3").exists());
     // A fold the set does not have, and --folds with --max-folds: one line, exit code 2.
-    let o = run(&["--folds", "6"]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains("--folds: cnnprom_bacillus has folds 1 to 5, not 6"),
-        "{err}"
+    expect_error(
+        &args(&["--folds", "6"]),
+        "--folds: cnnprom_bacillus has folds 1 to 5, not 6",
     );
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    let o = run(&["--folds", "1", "--max-folds", "1"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert_eq!(String::from_utf8_lossy(&o.stderr).trim().lines().count(), 1);
+    expect_error(&args(&["--folds", "1", "--max-folds", "1"]), "--max-folds");
 }
 
 /// Read a predictions TSV: (name, label, probabilities).
@@ -342,23 +334,19 @@ fn predictions(path: &Path) -> Vec<(String, String, Vec<f64>)> {
 fn ensemble_scores_the_mean_of_its_members() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synthetic_data(&tmp.path().join("data"));
-    let run = |out: &Path, extra: &[&str]| {
-        bacillus_benchmark(&data)
-            .args(["--folds", "1"])
-            .args(["--max-train", "150", "--model", "gb-cnn"])
-            .arg("--train-args=--threshold auto")
-            .arg("--out")
-            .arg(out)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let base = [
+        "--folds",
+        "1",
+        "--max-train",
+        "150",
+        "--train-args=--threshold auto",
+    ];
+    let args =
+        |out: &Path, extra: &[&str]| bacillus_benchmark(&data, out, &[&base[..], extra].concat());
     let single = tmp.path().join("single");
-    let o = run(&single, &[]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&args(&single, &[]));
     let ens = tmp.path().join("ens");
-    let o = run(&ens, &["--ensemble", "3"]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    run_ok(&args(&ens, &["--ensemble", "3"]));
     let fold = ens.join("cnnprom_bacillus/fold_1");
     let members: Vec<_> = (1..=3)
         .map(|k| predictions(&fold.join(format!("member_{k}/test_predictions.tsv"))))
@@ -456,9 +444,8 @@ fn ensemble_scores_the_mean_of_its_members() {
         "{md}"
     );
     // No members: one line, exit code 2.
-    let o = run(&tmp.path().join("zero"), &["--ensemble", "0"]);
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("--ensemble"), "{err}");
+    expect_error(
+        &args(&tmp.path().join("zero"), &["--ensemble", "0"]),
+        "--ensemble",
+    );
 }
