@@ -4,8 +4,6 @@
 //! skips with a message. Not part of the default build (no `cuda` feature, no test).
 #![cfg(feature = "cuda")]
 
-use std::process::Command;
-
 use candle_core::{DType, Device, Tensor, Var};
 use genolm::models::{BackboneConfig, Classifier, Ctx, ModelConfig, Weights};
 use rand::SeedableRng;
@@ -197,22 +195,20 @@ fn the_cli_trains_and_benchmarks_on_the_gpu() {
     if gpu().is_none() {
         return;
     }
-    let exe = env!("CARGO_BIN_EXE_genolm");
     let dir = std::env::temp_dir().join(format!("genolm-gpu-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let demo = |out: &str, device: &str| {
-        let o = Command::new(exe)
-            .args([
-                "--device", device, "demo", "--model", "mamba", "--epochs", "2",
-            ])
-            .args(["--out", dir.join(out).to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "demo on {device}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        common::run_ok(&[
+            "--device",
+            device,
+            "demo",
+            "--model",
+            "mamba",
+            "--epochs",
+            "2",
+            "--out",
+            dir.join(out).to_str().unwrap(),
+        ]);
         let r: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join(out).join("demo.json")).unwrap())
                 .unwrap();
@@ -226,23 +222,19 @@ fn the_cli_trains_and_benchmarks_on_the_gpu() {
         (auc(&g) - auc(&c)).abs() < 0.05,
         "GPU and CPU runs disagree: {g} vs {c}"
     );
-    let o = Command::new(exe)
-        .args([
-            "--device",
-            "cuda",
-            "bench",
-            "models",
-            "--models",
-            "mamba,hyena,transformer",
-        ])
-        .args(["--min-length", "1024", "--max-length", "4096", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "bench models: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let o = common::run_ok(&[
+        "--device",
+        "cuda",
+        "bench",
+        "models",
+        "--models",
+        "mamba,hyena,transformer",
+        "--min-length",
+        "1024",
+        "--max-length",
+        "4096",
+        "--json",
+    ]);
     println!("{}", String::from_utf8_lossy(&o.stdout));
     std::fs::remove_dir_all(&dir).ok();
 }

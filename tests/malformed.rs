@@ -1,10 +1,9 @@
 //! The malformed-input corpus: every bad file or spec gives exit code 2 and one stderr line that
 //! names the file, and never a panic.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_genolm");
+use std::path::{Path, PathBuf};
 
 fn corpus(dir: &str, exts: &[&str]) -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -21,13 +20,10 @@ fn corpus(dir: &str, exts: &[&str]) -> Vec<PathBuf> {
     files
 }
 
-/// Run genolm with `args`; check exit code 2 and one stderr line mentioning `needle`.
+/// Run genolm with `args`; check exit code 2 and one stderr line mentioning `needle` (as
+/// `common::expect_error`, but returning the failure so that one run lists every bad case).
 fn expect_input_error(args: &[&str], needle: &str) -> Result<(), String> {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("RUST_BACKTRACE", "1")
-        .output()
-        .map_err(|e| e.to_string())?;
+    let out = common::genolm(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let what = format!("genolm {}", args.join(" "));
