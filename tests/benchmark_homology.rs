@@ -311,6 +311,15 @@ fn folds_option_runs_only_the_named_folds() {
         "--folds: cnnprom_bacillus has folds 1 to 5, not 6",
     );
     expect_error(&args(&["--folds", "1", "--max-folds", "1"]), "--max-folds");
+    // Options the benchmark sets itself are refused inside --train-args, in one line.
+    expect_error(
+        &args(&["--folds", "1", "--train-args=--epochs 3"]),
+        "--epochs",
+    );
+    expect_error(
+        &args(&["--folds", "1", "--train-args=--valid x.tsv"]),
+        "--valid, --test and --cv are not taken",
+    );
 }
 
 /// Read a predictions TSV: (name, label, probabilities).

@@ -73,7 +73,9 @@ pub struct PromoterArgs {
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Extra `genolm train` options for every fold; use the `=` form since the value starts with
-    /// `--`: `--train-args="--threshold auto --lr 2e-3"`.
+    /// `--`: `--train-args="--threshold auto --lr 2e-3"`. The benchmark gives each fold's data, `--out`,
+    /// `--epochs` and `--seed` (and `--model` when set) itself: naming those, `--valid`, `--test` or
+    /// `--cv` here is an error.
     #[arg(long, default_value = "")]
     pub train_args: String,
     /// Seed (of the folds, the validation holdouts and the first ensemble member).
@@ -446,14 +448,20 @@ fn train_args(
         argv.extend(["--model".into(), m.clone()]);
     }
     argv.extend(a.train_args.split_whitespace().map(String::from));
-    Ok(TrainWrap::try_parse_from(&argv)
+    let t = TrainWrap::try_parse_from(&argv)
         .map_err(|e| {
             Error::input(format!(
                 "--train-args: {}",
                 crate::error::one_line(&e.to_string())
             ))
         })?
-        .a)
+        .a;
+    if t.valid.is_some() || t.test.is_some() || t.cv.is_some() {
+        return Err(Error::input(
+            "--train-args: --valid, --test and --cv are not taken: the benchmark splits each set itself",
+        ));
+    }
+    Ok(t)
 }
 
 /// Mean and sd over folds (with the independent recall and the leakage fraction, if any).
