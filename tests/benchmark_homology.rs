@@ -320,6 +320,25 @@ fn folds_option_runs_only_the_named_folds() {
         &args(&["--folds", "1", "--train-args=--valid x.tsv"]),
         "--valid, --test and --cv are not taken",
     );
+    expect_error(
+        &args(&["--folds", "1", "--train-args=--task segment"]),
+        "classification only",
+    );
+    // --valid-fraction sets each training fold's holdout: 10 of the 100 by default, 20 at 0.2.
+    let n_valid = |fold: &str| {
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join(fold).join("report.json")).unwrap(),
+        )
+        .unwrap();
+        r["n_valid"].as_u64().unwrap()
+    };
+    assert_eq!(n_valid("fold_2"), 10);
+    run_ok(&args(&[
+        "--folds",
+        "1",
+        "--train-args=--valid-fraction 0.2",
+    ]));
+    assert_eq!(n_valid("fold_1"), 20);
 }
 
 /// Read a predictions TSV: (name, label, probabilities).

@@ -74,8 +74,9 @@ pub struct PromoterArgs {
     pub epochs: Option<usize>,
     /// Extra `genolm train` options for every fold; use the `=` form since the value starts with
     /// `--`: `--train-args="--threshold auto --lr 2e-3"`. The benchmark gives each fold's data, `--out`,
-    /// `--epochs` and `--seed` (and `--model` when set) itself: naming those, `--valid`, `--test` or
-    /// `--cv` here is an error.
+    /// `--epochs` and `--seed` (and `--model` when set) itself: naming those, `--valid`, `--test`,
+    /// `--cv` or a `--task` other than classify here is an error. `--valid-fraction` sets the
+    /// validation holdout of each training fold (default 0.1).
     #[arg(long, default_value = "")]
     pub train_args: String,
     /// Seed (of the folds, the validation holdouts and the first ensemble member).
@@ -306,8 +307,6 @@ fn run_folds(
             Some(m) => subsample(&train_all, m, a.seed + fi as u64),
             None => train_all,
         };
-        let hold = stratified_holdout(&train_all.labels, 0.1, a.seed + fi as u64)?;
-        let (train, valid) = train_all.split(&hold);
         let dir = p.dir.join(format!("fold_{}", fi + 1));
         let t0 = Instant::now();
         let members = a.ensemble;
@@ -325,6 +324,14 @@ fn run_folds(
             .enumerate()
             .map(|(k, mdir)| train_args(a, b, mdir, epochs, a.seed + k as u64))
             .collect::<Result<Vec<_>>>()?;
+        // Early stopping and the threshold use a stratified holdout of the training fold
+        // (`--valid-fraction`, default 0.1, from --train-args), the same for every member.
+        let hold = stratified_holdout(
+            &train_all.labels,
+            targs[0].valid_fraction,
+            a.seed + fi as u64,
+        )?;
+        let (train, valid) = train_all.split(&hold);
         let outs = targs
             .iter()
             .map(|t| crate::cli::train::run_sets(t, &train, &valid, Some(&test)))
@@ -460,6 +467,12 @@ fn train_args(
         return Err(Error::input(
             "--train-args: --valid, --test and --cv are not taken: the benchmark splits each set itself",
         ));
+    }
+    if t.task != "classify" {
+        return Err(Error::input(format!(
+            "--train-args: --task {}: the promoter benchmark is classification only",
+            t.task
+        )));
     }
     Ok(t)
 }
