@@ -149,32 +149,36 @@ fn fold_check_merges_the_links_the_candidate_search_missed() {
     }
 }
 
+/// The arguments of `genolm benchmark promoters` on `set` (from `data`, or the default data
+/// directory), one epoch, 2 threads, with gb-cnn, into `out`, followed by `extra`.
+fn benchmark_args(data: Option<&Path>, set: &str, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["--threads", "2", "benchmark", "promoters"]
+        .map(String::from)
+        .to_vec();
+    if let Some(d) = data {
+        a.extend(["--data-dir".to_string(), d.to_string_lossy().into_owned()]);
+    }
+    a.extend(["--sets", set, "--epochs", "1", "--model", "gb-cnn"].map(String::from));
+    a.extend(["--out".to_string(), out.to_string_lossy().into_owned()]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// [`benchmark_args`] on the synthetic Bacillus set of `data`.
+fn bacillus_benchmark(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    benchmark_args(Some(data), "cnnprom_bacillus", out, extra)
+}
+
 #[test]
 fn quick_benchmark_reports_published_and_homology_splits_side_by_side() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synthetic_data(&tmp.path().join("data"));
     let out = tmp.path().join("bench");
-    run_ok(&[
-        "--threads",
-        "2",
-        "benchmark",
-        "promoters",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--sets",
-        "cnnprom_bacillus",
-        "--quick",
-        "--epochs",
-        "1",
-        "--model",
-        "gb-cnn",
-        "--split",
-        "homology",
-        "--identity",
-        "0.8",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    run_ok(&bacillus_benchmark(
+        &data,
+        &out,
+        &["--quick", "--split", "homology", "--identity", "0.8"],
+    ));
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(r["split"], "published+homology");
@@ -235,23 +239,12 @@ fn real_set_homology_split_has_no_leakage_at_the_threshold() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("bench");
-    run_ok(&[
-        "--threads",
-        "2",
-        "benchmark",
-        "promoters",
-        "--sets",
+    run_ok(&benchmark_args(
+        None,
         "cnnprom_arabidopsis_tata",
-        "--quick",
-        "--epochs",
-        "1",
-        "--model",
-        "gb-cnn",
-        "--split",
-        "homology",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+        &out,
+        &["--quick", "--split", "homology"],
+    ));
     let r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
     let set = &r["sets"][0];
@@ -261,29 +254,6 @@ fn real_set_homology_split_has_no_leakage_at_the_threshold() {
     let n = hom["n_test"].as_u64().unwrap() as f64;
     assert!((n / 4376.0 - 0.2).abs() < 0.02, "n_test {n}");
     assert!(set["folds"][0]["leakage"]["count"].as_u64().is_some());
-}
-
-/// The arguments of `genolm benchmark promoters` on the synthetic Bacillus set of `data`, one
-/// epoch, 2 threads, with gb-cnn, into `out`, followed by `extra`.
-fn bacillus_benchmark(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = ["--threads", "2", "benchmark", "promoters", "--data-dir"]
-        .map(String::from)
-        .to_vec();
-    a.push(data.to_string_lossy().into_owned());
-    a.extend(
-        [
-            "--sets",
-            "cnnprom_bacillus",
-            "--epochs",
-            "1",
-            "--model",
-            "gb-cnn",
-        ]
-        .map(String::from),
-    );
-    a.extend(["--out".to_string(), out.to_string_lossy().into_owned()]);
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
 }
 
 #[test]
