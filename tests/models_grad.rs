@@ -3,7 +3,7 @@
 
 use candle_core::{DType, Device, Tensor};
 use genolm::models::{
-    cnn, gb_cnn, BackboneConfig, Classifier, Ctx, HeadConfig, ModelConfig, Pooling, Weights,
+    cnn, gb_cnn, kmer, BackboneConfig, Classifier, Ctx, HeadConfig, ModelConfig, Pooling, Weights,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,6 +14,10 @@ fn flat(t: &Tensor) -> Vec<f64> {
 }
 
 fn check(cfg: ModelConfig, batch: usize) {
+    check_at_least(cfg, batch, 8)
+}
+
+fn check_at_least(cfg: ModelConfig, batch: usize, min_vars: usize) {
     let dev = Device::Cpu;
     let w = Weights::new();
     let (p, b) = w.builders(3, DType::F64, &dev);
@@ -40,7 +44,7 @@ fn check(cfg: ModelConfig, batch: usize) {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
-    assert!(vars.len() >= 8, "too few parameters: {}", vars.len());
+    assert!(vars.len() >= min_vars, "too few parameters: {}", vars.len());
     let eps = 1e-6;
     let mut worst = 0f64;
     for (name, var) in &vars {
@@ -102,6 +106,80 @@ fn gb_cnn_gradients_match_finite_differences() {
         },
         3,
     );
+}
+
+#[test]
+fn kmer_lr_gradients_match_finite_differences() {
+    // The spectrum has no weights; the head (with and without feature dropout, and with a hidden
+    // layer) gets the gradients central differences give.
+    for (dropout, hidden) in [(0.0, 0), (0.3, 0), (0.0, 3)] {
+        let backbone = BackboneConfig::KmerLr(kmer::Config { k_max: 3, dropout });
+        let head = HeadConfig {
+            pooling: Pooling::Flatten,
+            hidden,
+            hidden_activation: hidden > 0,
+            dropout: 0.0,
+        };
+        let cfg = ModelConfig {
+            vocab_size: 10,
+            seq_len: 20,
+            num_classes: 2,
+            backbone,
+            head,
+        };
+        check_at_least(cfg, 4, if hidden > 0 { 4 } else { 2 });
+    }
+}
+
+#[test]
+fn kmer_lr_logits_are_the_spectrum_times_the_weights() {
+    // Reference composition: logits = spectrum(ids) · Wᵀ + b, with the spectrum from
+    // `kmer::spectrum` and the weights read back from the model.
+    let dev = Device::Cpu;
+    let w = Weights::new();
+    let (p, b) = w.builders(7, DType::F64, &dev);
+    let cfg = ModelConfig {
+        vocab_size: 10,
+        seq_len: 30,
+        num_classes: 3,
+        backbone: BackboneConfig::KmerLr(kmer::Config {
+            k_max: 4,
+            dropout: 0.0,
+        }),
+        head: BackboneConfig::by_name("kmer-lr").unwrap().default_head(),
+    };
+    let model = Classifier::new(&cfg, p, b).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    // Ids 1..=9: bases (5..=8) mixed with N and special tokens.
+    let rows: Vec<Vec<u32>> = (0..3)
+        .map(|_| (0..30).map(|_| rng.random_range(1..10u32)).collect())
+        .collect();
+    let ids = Tensor::from_vec(rows.concat(), (3, 30), &dev).unwrap();
+    let mut r = ChaCha8Rng::seed_from_u64(0);
+    let mut ctx = Ctx {
+        train: false,
+        rng: &mut r,
+    };
+    let logits = model
+        .forward(&ids, &mut ctx)
+        .unwrap()
+        .to_vec2::<f64>()
+        .unwrap();
+    let t = w.tensors();
+    let wt = t["head.out.weight"].to_vec2::<f64>().unwrap();
+    let bias = t["head.out.bias"].to_vec1::<f64>().unwrap();
+    assert_eq!(wt[0].len(), 4 + 16 + 64 + 256);
+    for (row, got) in rows.iter().zip(&logits) {
+        let f = kmer::spectrum(row, 4);
+        for c in 0..3 {
+            let want: f64 = f.iter().zip(&wt[c]).map(|(x, w)| x * w).sum::<f64>() + bias[c];
+            assert!(
+                (want - got[c]).abs() < 1e-9,
+                "class {c}: {want} vs {}",
+                got[c]
+            );
+        }
+    }
 }
 
 #[test]

@@ -458,6 +458,10 @@ fn segment_errors_are_clear() {
         &train(&gff, &["--ema", "0.99"]),
         "--ema is for --task classify",
     );
+    expect_error(
+        &train(&gff, &["--model", "kmer-lr"]),
+        "kmer-lr has one feature vector per sequence",
+    );
     // A classification run given to annotate.
     let cls = tmp.path().join("cls");
     std::fs::create_dir_all(&cls).unwrap();

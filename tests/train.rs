@@ -584,3 +584,60 @@ fn several_run_directories_predict_and_evaluate_as_one_ensemble() {
         "{err}"
     );
 }
+
+#[test]
+fn kmer_lr_trains_on_the_char_tokenizer_and_refuses_other_uses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = small_demo(tmp.path(), 40);
+    let cfg = tmp.path().join("k.toml");
+    std::fs::write(&cfg, "k_max = 5\n").unwrap();
+    let cfg_s = cfg.to_string_lossy().to_string();
+    let mut reports = Vec::new();
+    for rep in 0..2 {
+        let run = tmp.path().join(format!("run{rep}"));
+        let run_s = run.to_string_lossy().to_string();
+        let mut args = train_args(&spec, &run_s, &["--model-config", &cfg_s]);
+        args[4] = "kmer-lr";
+        run_ok(&args);
+        let stored = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        assert!(stored.contains("kind = \"kmer-lr\""), "{stored}");
+        assert!(stored.contains("k_max = 5"), "{stored}");
+        // 4 + 16 + 64 + 256 + 1024 spectrum features, two classes.
+        let w = safetensors_shapes(&run.join("model.safetensors"));
+        assert_eq!(w.get("head.out.weight"), Some(&vec![2, 1364]), "{w:?}");
+        let o = run_ok(&["eval", "--model", &run_s, "--data", &spec, "--json"]);
+        let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(m["auroc"].as_f64().unwrap() > 0.5, "{m}");
+        reports.push(report(&run));
+    }
+    assert_eq!(reports[0], reports[1], "same seed, different numbers");
+    // Another tokenizer, a per-base task, an impossible k: one line each, exit code 2.
+    let bad = tmp.path().join("bad").to_string_lossy().to_string();
+    let mut args = train_args(&spec, &bad, &["--tokenizer", "kmer:3"]);
+    args[4] = "kmer-lr";
+    expect_error(&args, "char tokenizer");
+    let k0 = tmp.path().join("k0.toml");
+    std::fs::write(&k0, "k_max = 0\n").unwrap();
+    let mut args = train_args(&spec, &bad, &["--model-config", k0.to_str().unwrap()]);
+    args[4] = "kmer-lr";
+    expect_error(&args, "k_max must be 1 to 10");
+}
+
+/// Tensor names and shapes of a safetensors file (its JSON header).
+fn safetensors_shapes(path: &Path) -> std::collections::HashMap<String, Vec<usize>> {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let h: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    h.as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(k, v)| {
+            let s = v["shape"].as_array().unwrap();
+            (
+                k.clone(),
+                s.iter().map(|x| x.as_u64().unwrap() as usize).collect(),
+            )
+        })
+        .collect()
+}

@@ -43,7 +43,7 @@ pub struct Args {
     /// Run directory of the training job (the demo report is written there as demo.json).
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
-    /// Model to train (`gb-cnn`, `cnn`, `transformer`, `mamba`, `caduceus`, `hyena`).
+    /// Model to train (`gb-cnn`, `cnn`, `transformer`, `mamba`, `caduceus`, `hyena`, `kmer-lr`).
     #[arg(long, default_value = "gb-cnn")]
     pub model: String,
     /// Training epochs.

@@ -27,8 +27,8 @@ pub struct Args {
     #[arg(long, default_value = "classify")]
     pub task: String,
     /// Model: `cnn` (dilated residual CNN), `gb-cnn` (the genomic-benchmarks baseline), `transformer`
-    /// (block-sparse attention), `mamba` (bidirectional), `caduceus` (RC-equivariant Mamba), `hyena`.
-    /// Default `cnn`; with --init, the source's backbone (a different one named here is an error).
+    /// (block-sparse attention), `mamba` (bidirectional), `caduceus` (RC-equivariant Mamba), `hyena`,
+    /// `kmer-lr` (logistic regression on the k-mer spectrum; classify only). Default `cnn`; with --init, the source's backbone (a different one named here is an error).
     #[arg(long)]
     pub model: Option<String>,
     /// A TOML file with the backbone settings (overrides --model's defaults).
@@ -230,6 +230,7 @@ pub fn backbone_config(model: &str, file: Option<&Path>) -> Result<BackboneConfi
         BackboneConfig::Mamba(_) => toml::from_str(&text).map(BackboneConfig::Mamba),
         BackboneConfig::Transformer(_) => toml::from_str(&text).map(BackboneConfig::Transformer),
         BackboneConfig::Hyena(_) => toml::from_str(&text).map(BackboneConfig::Hyena),
+        BackboneConfig::KmerLr(_) => toml::from_str(&text).map(BackboneConfig::KmerLr),
     };
     parsed.map_err(|e| {
         Error::input(format!(

@@ -14,6 +14,7 @@ pub mod gb_cnn;
 pub mod head;
 pub mod hyena;
 pub mod init;
+pub mod kmer;
 pub mod mamba;
 pub mod transformer;
 pub mod unet;
@@ -53,6 +54,8 @@ pub enum BackboneConfig {
     Transformer(transformer::Config),
     /// Hyena (HyenaDNA): implicit long filters applied by FFT convolution, bidirectional by default.
     Hyena(hyena::Config),
+    /// K-mer spectrum features (no weights); with its default head, a logistic regression.
+    KmerLr(kmer::Config),
 }
 
 impl BackboneConfig {
@@ -65,6 +68,7 @@ impl BackboneConfig {
         "mamba",
         "caduceus",
         "hyena",
+        "kmer-lr",
     ];
 
     /// Default config for a model name (see [`NAMES`](Self::NAMES)).
@@ -74,6 +78,7 @@ impl BackboneConfig {
             "cnn" => Ok(BackboneConfig::Cnn(cnn::Config::default())),
             "mamba" => Ok(BackboneConfig::Mamba(mamba::Config::default())),
             "hyena" => Ok(BackboneConfig::Hyena(hyena::Config::default())),
+            "kmer-lr" => Ok(BackboneConfig::KmerLr(kmer::Config::default())),
             "transformer" => Ok(BackboneConfig::Transformer(transformer::Config::default())),
             "transformer-dense" => Ok(BackboneConfig::Transformer(transformer::Config {
                 dense: true,
@@ -100,6 +105,7 @@ impl BackboneConfig {
             BackboneConfig::Transformer(c) if c.dense => "transformer-dense",
             BackboneConfig::Transformer(_) => "transformer",
             BackboneConfig::Hyena(_) => "hyena",
+            BackboneConfig::KmerLr(_) => "kmer-lr",
         }
     }
 
@@ -109,6 +115,13 @@ impl BackboneConfig {
             BackboneConfig::GbCnn(_) => HeadConfig {
                 pooling: Pooling::Flatten,
                 hidden: 512,
+                hidden_activation: false,
+                dropout: 0.0,
+            },
+            // A linear model on the spectrum: logistic regression.
+            BackboneConfig::KmerLr(_) => HeadConfig {
+                pooling: Pooling::Flatten,
+                hidden: 0,
                 hidden_activation: false,
                 dropout: 0.0,
             },
@@ -148,6 +161,7 @@ pub fn build_backbone(
         BackboneConfig::Mamba(c) => Box::new(mamba::Mamba::new(c, vocab, p, b)?),
         BackboneConfig::Hyena(c) => Box::new(hyena::Hyena::new(c, vocab, p, b)?),
         BackboneConfig::Transformer(c) => Box::new(transformer::Transformer::new(c, vocab, p, b)?),
+        BackboneConfig::KmerLr(c) => Box::new(kmer::KmerSpectrum::new(c, vocab, p)?),
     })
 }
 

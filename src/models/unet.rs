@@ -263,6 +263,12 @@ impl SegmentModel {
                 cfg.num_classes, cfg.vocab_size
             )));
         }
+        if let super::BackboneConfig::KmerLr(_) = cfg.backbone {
+            return Err(Error::input(
+                "model kmer-lr has one feature vector per sequence, no per-base features; it \
+                 serves classification only",
+            ));
+        }
         let backbone = super::build_backbone(
             &cfg.backbone,
             cfg.vocab_size,

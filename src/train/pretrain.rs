@@ -347,7 +347,7 @@ pub fn is_causal(cfg: &BackboneConfig) -> bool {
         BackboneConfig::Hyena(c) => !c.bidirectional,
         BackboneConfig::Mamba(c) => !c.bidirectional && !c.rc_equivariant,
         BackboneConfig::Transformer(c) => c.causal,
-        BackboneConfig::Cnn(_) | BackboneConfig::GbCnn(_) => false,
+        BackboneConfig::Cnn(_) | BackboneConfig::GbCnn(_) | BackboneConfig::KmerLr(_) => false,
     }
 }
 
