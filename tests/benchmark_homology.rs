@@ -447,3 +447,65 @@ fn ensemble_scores_the_mean_of_its_members() {
         "--ensemble",
     );
 }
+
+#[test]
+fn blend_scores_the_weighted_mean_of_the_ensemble_and_the_blend_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synthetic_data(&tmp.path().join("data"));
+    let base = [
+        "--folds",
+        "1",
+        "--max-train",
+        "150",
+        "--train-args=--threshold auto",
+    ];
+    let args =
+        |out: &Path, extra: &[&str]| bacillus_benchmark(&data, out, &[&base[..], extra].concat());
+    let out = tmp.path().join("blend");
+    run_ok(&args(&out, &["--ensemble", "2", "--blend", "kmer-lr:0.25"]));
+    let fold = out.join("cnnprom_bacillus/fold_1");
+    let members: Vec<_> = (1..=2)
+        .map(|k| predictions(&fold.join(format!("member_{k}/test_predictions.tsv"))))
+        .collect();
+    let blend = predictions(&fold.join("blend/test_predictions.tsv"));
+    assert_ne!(blend, members[0]);
+    // The fold's predictions are 0.75 × the members' mean + 0.25 × the blend model's.
+    let mixed = predictions(&fold.join("test_predictions.tsv"));
+    assert_eq!(mixed.len(), 120);
+    for (i, (name, _, p)) in mixed.iter().enumerate() {
+        assert_eq!(name, &blend[i].0);
+        for (c, &pc) in p.iter().enumerate() {
+            let m = (members[0][i].2[c] + members[1][i].2[c]) / 2.0;
+            let want = 0.75 * m + 0.25 * blend[i].2[c];
+            assert!((want - pc).abs() < 3e-6, "row {i}: {want} vs {pc}");
+        }
+    }
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["blend"], "kmer-lr:0.25");
+    let f = &r["sets"][0]["folds"][0];
+    assert_eq!(f["blend"]["model"], "kmer-lr");
+    assert_eq!(f["blend"]["weight"].as_f64(), Some(0.25));
+    assert_eq!(r["sets"][0]["blend_mean"]["auroc"], f["blend"]["auroc"]);
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("blended with kmer-lr:0.25"), "{md}");
+    assert!(md.contains("The blend model alone"), "{md}");
+    // One member plus the blend: the member keeps its own directory and predictions.
+    let one = tmp.path().join("one");
+    run_ok(&args(&one, &["--blend", "kmer-lr:0.5"]));
+    let fold = one.join("cnnprom_bacillus/fold_1");
+    assert_eq!(
+        predictions(&fold.join("member_1/test_predictions.tsv")),
+        members[0]
+    );
+    // Bad blends: one line, exit code 2, naming the problem.
+    for (extra, needle) in [
+        (&["--blend", "kmer-lr"][..], "MODEL:WEIGHT"),
+        (&["--blend", "kmer-lr:0"][..], "MODEL:WEIGHT"),
+        (&["--blend", "kmer-lr:1.5"][..], "MODEL:WEIGHT"),
+        (&["--blend", "nope:0.5"][..], "unknown model 'nope'"),
+        (&["--blend-args=--lr 1e-3"][..], "only with --blend"),
+    ] {
+        expect_error(&args(&tmp.path().join("bad"), extra), needle);
+    }
+}

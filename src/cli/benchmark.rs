@@ -45,7 +45,7 @@ pub struct PromoterArgs {
     /// Data directory (default: $GENOLM_DATA, then ../shared/data).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// Model (`cnn`, `gb-cnn`, `transformer`, `mamba`, `caduceus`, `hyena`; default `cnn`, or
+    /// Model (`cnn`, `gb-cnn`, `transformer`, `mamba`, `caduceus`, `hyena`, `kmer-lr`; default `cnn`, or
     /// the backbone of `--train-args="--init RUN_DIR"`).
     #[arg(long)]
     pub model: Option<String>,
@@ -88,6 +88,16 @@ pub struct PromoterArgs {
     /// the members' mean figures.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub ensemble: usize,
+    /// Blend one more model into every fold: `MODEL:WEIGHT` (for example `kmer-lr:0.5`) trains
+    /// MODEL once per fold on the same split and validation holdout (seed --seed, in
+    /// `fold_i/blend`, with --train-args then --blend-args) and scores (1 − WEIGHT) × the
+    /// ensemble's mean probabilities + WEIGHT × its own; `--threshold auto` is chosen on the
+    /// blended validation probabilities. The fold also reports the blend model's own figures.
+    #[arg(long, value_name = "MODEL:WEIGHT")]
+    pub blend: Option<String>,
+    /// Extra `genolm train` options for the --blend model only (after --train-args).
+    #[arg(long, default_value = "")]
+    pub blend_args: String,
     /// `published`: each set's protocol (given folds, or seeded stratified k-fold CV).
     /// `homology`: also re-split each set by homology (clusters at --identity dealt whole to k
     /// class-balanced folds, k and so the test fraction as in the protocol) and report both
@@ -283,6 +293,7 @@ fn run_folds(
 ) -> Result<(Vec<Value>, Vec<f64>)> {
     let mut fold_metrics = Vec::new();
     let mut indep_recall = Vec::new();
+    let blend = a.blend.as_deref().map(parse_blend).transpose()?;
     if let Some(&bad) = a.folds.iter().find(|&&f| f == 0 || f > p.folds.len()) {
         return Err(Error::input(format!(
             "--folds: {} has folds 1 to {}, not {bad}",
@@ -312,7 +323,7 @@ fn run_folds(
         let members = a.ensemble;
         let member_dirs: Vec<PathBuf> = (1..=members)
             .map(|k| {
-                if members == 1 {
+                if members == 1 && blend.is_none() {
                     dir.clone()
                 } else {
                     dir.join(format!("member_{k}"))
@@ -322,7 +333,7 @@ fn run_folds(
         let targs = member_dirs
             .iter()
             .enumerate()
-            .map(|(k, mdir)| train_args(a, b, mdir, epochs, a.seed + k as u64))
+            .map(|(k, mdir)| train_args(a, b, mdir, epochs, a.seed + k as u64, None))
             .collect::<Result<Vec<_>>>()?;
         // Early stopping and the threshold use a stratified holdout of the training fold
         // (`--valid-fraction`, default 0.1, from --train-args), the same for every member.
@@ -345,9 +356,20 @@ fn run_folds(
                 mean_probs(&outs.iter().map(f).collect::<Vec<_>>())
             }
         };
-        let vp = mean_of(|o| &o.valid_probs);
-        let tp = mean_of(|o| &o.test_probs);
-        let (mut m, threshold) = if members == 1 {
+        let mut vp = mean_of(|o| &o.valid_probs);
+        let mut tp = mean_of(|o| &o.test_probs);
+        let blend_dir = dir.join("blend");
+        let blended = match &blend {
+            Some((model, w)) => {
+                let t = train_args(a, b, &blend_dir, epochs, a.seed, Some(model))?;
+                let o = crate::cli::train::run_sets(&t, &train, &valid, Some(&test))?;
+                vp = blend_probs(&vp, &o.valid_probs, *w);
+                tp = blend_probs(&tp, &o.test_probs, *w);
+                Some((o, *w))
+            }
+            None => None,
+        };
+        let (mut m, threshold) = if members == 1 && blended.is_none() {
             let m =
                 serde_json::to_value(&first.metrics).map_err(|e| Error::Internal(e.to_string()))?;
             (m, first.threshold)
@@ -369,13 +391,24 @@ fn run_folds(
             let (mean, _) = summarise_folds(&member_figs, &FIGURES, figure);
             m["ensemble"] = json!(members);
             m["members"] = Value::Object(mean);
+            if let Some((o, w)) = &blended {
+                let mut bm =
+                    serde_json::to_value(&o.metrics).map_err(|e| Error::Internal(e.to_string()))?;
+                bm["weight"] = json!(w);
+                bm["model"] = o.report["model"].clone();
+                m["blend"] = bm;
+            }
             (m, threshold)
         };
         if let Some(at) = at_published_sn(b, &vp, &valid.labels, &tp, &test.labels, nc) {
             m["at_published_sn"] = at;
         }
         if let Some(ind) = indep {
-            let mp = Ensemble::load(&member_dirs)?.predict(ind, None)?;
+            let mut mp = Ensemble::load(&member_dirs)?.predict(ind, None)?;
+            if let Some((_, w)) = &blended {
+                let bp = Ensemble::load(std::slice::from_ref(&blend_dir))?.predict(ind, None)?;
+                mp = blend_probs(&mp, &bp, *w);
+            }
             let r = Metrics::at(&mp, &ind.labels, nc, threshold);
             let recall = serde_json::to_value(&r)
                 .ok()
@@ -431,13 +464,49 @@ fn at_published_sn(
     }))
 }
 
-/// The arguments of one `genolm train` run of a fold.
+/// `--blend MODEL:WEIGHT` parsed: the model name (checked) and a weight in (0, 1].
+pub fn parse_blend(spec: &str) -> Result<(String, f64)> {
+    let bad = || {
+        Error::input(format!(
+            "--blend '{spec}': expected MODEL:WEIGHT with WEIGHT in (0, 1], e.g. kmer-lr:0.5"
+        ))
+    };
+    let (model, w) = spec.rsplit_once(':').ok_or_else(bad)?;
+    let w: f64 = w.trim().parse().map_err(|_| bad())?;
+    if !(w > 0.0 && w <= 1.0) {
+        return Err(bad());
+    }
+    crate::models::BackboneConfig::by_name(model.trim()).map_err(|e| {
+        Error::input(format!(
+            "--blend: {}",
+            crate::error::one_line(&e.to_string())
+        ))
+    })?;
+    Ok((model.trim().to_string(), w))
+}
+
+/// `(1 − w) × a + w × b`, class by class.
+fn blend_probs(a: &[Vec<f32>], b: &[Vec<f32>], w: f64) -> Vec<Vec<f32>> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            x.iter()
+                .zip(y)
+                .map(|(&p, &q)| ((1.0 - w) * p as f64 + w * q as f64) as f32)
+                .collect()
+        })
+        .collect()
+}
+
+/// The arguments of one `genolm train` run of a fold: the ensemble's model (`--model`), or
+/// `blend_model` with `--blend-args` after `--train-args`.
 fn train_args(
     a: &PromoterArgs,
     b: &BenchmarkSet,
     dir: &std::path::Path,
     epochs: usize,
     seed: u64,
+    blend_model: Option<&str>,
 ) -> Result<crate::cli::train::Args> {
     let mut argv: Vec<String> = vec![
         "train".into(),
@@ -451,14 +520,20 @@ fn train_args(
         seed.to_string(),
         "--quiet".into(),
     ];
-    if let Some(m) = &a.model {
-        argv.extend(["--model".into(), m.clone()]);
+    if let Some(m) = blend_model.or(a.model.as_deref()) {
+        argv.extend(["--model".into(), m.to_string()]);
     }
     argv.extend(a.train_args.split_whitespace().map(String::from));
+    let what = if blend_model.is_some() {
+        argv.extend(a.blend_args.split_whitespace().map(String::from));
+        "--train-args with --blend-args"
+    } else {
+        "--train-args"
+    };
     let t = TrainWrap::try_parse_from(&argv)
         .map_err(|e| {
             Error::input(format!(
-                "--train-args: {}",
+                "{what}: {}",
                 crate::error::one_line(&e.to_string())
             ))
         })?
@@ -534,6 +609,11 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
     if a.ensemble == 0 {
         return Err(Error::input("--ensemble: need at least one model per fold"));
     }
+    if let Some(spec) = &a.blend {
+        parse_blend(spec)?;
+    } else if !a.blend_args.trim().is_empty() {
+        return Err(Error::input("--blend-args: only with --blend"));
+    }
     if !a.folds.is_empty() && (a.max_folds.is_some() || a.quick) {
         return Err(Error::input(
             "--folds names the folds to run; it cannot be combined with --max-folds or --quick",
@@ -590,6 +670,12 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
             .collect();
         let members_mean = (!member_figs.is_empty())
             .then(|| Value::Object(summarise_folds(&member_figs, &FIGURES, figure).0));
+        let blend_figs: Vec<Value> = fold_metrics
+            .iter()
+            .filter_map(|m| m.get("blend").cloned())
+            .collect();
+        let blend_mean = (!blend_figs.is_empty())
+            .then(|| Value::Object(summarise_folds(&blend_figs, &FIGURES, figure).0));
         let published: Vec<Value> = b
             .published
             .iter()
@@ -611,6 +697,9 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
         });
         if let Some(mm) = members_mean {
             entry["members_mean"] = mm;
+        }
+        if let Some(bm) = blend_mean {
+            entry["blend_mean"] = bm;
         }
         if homology {
             let params = Params {
@@ -655,6 +744,8 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
         "max_train": max_train,
         "seed": a.seed,
         "ensemble": a.ensemble,
+        "blend": a.blend,
+        "blend_args": a.blend_args,
         "train_args": a.train_args,
         "split": if homology { "published+homology" } else { "published" },
         "identity": if homology { json!(a.identity) } else { Value::Null },
@@ -675,8 +766,12 @@ pub fn markdown(r: &Value) -> String {
     let mut s = format!(
         "# Promoter benchmarks: genolm {}{} ({}{} epochs, seed {}{})\n\n",
         r["model"].as_str().unwrap_or(""),
-        match r["ensemble"].as_u64() {
-            Some(n) if n > 1 => format!(", ensemble of {n} seeds per fold"),
+        match (r["ensemble"].as_u64(), r["blend"].as_str()) {
+            (Some(n), Some(bl)) if n > 1 => {
+                format!(", ensemble of {n} seeds per fold blended with {bl}")
+            }
+            (_, Some(bl)) => format!(" blended with {bl}"),
+            (Some(n), None) if n > 1 => format!(", ensemble of {n} seeds per fold"),
             _ => String::new(),
         },
         if r["quick"].as_bool().unwrap_or(false) {
@@ -750,11 +845,26 @@ pub fn markdown(r: &Value) -> String {
         ));
     }
     s.push_str(&published_sn_markdown(r));
-    if r["ensemble"].as_u64().is_some_and(|n| n > 1) {
-        s.push_str("\nThe ensemble's members alone (mean over members, then over folds):\n\n");
+    let parts = [
+        (
+            "members_mean",
+            "The ensemble's members alone (mean over members, then over folds)",
+            r["ensemble"].as_u64().is_some_and(|n| n > 1) || r["blend"].is_string(),
+        ),
+        (
+            "blend_mean",
+            "The blend model alone (mean over folds)",
+            r["blend"].is_string(),
+        ),
+    ];
+    for (key, title, shown) in parts {
+        if !shown {
+            continue;
+        }
+        s.push_str(&format!("\n{title}:\n\n"));
         s.push_str("| set | accuracy | F1 | MCC | AUROC | Sn (recall) | Sp |\n|---|---|---|---|---|---|---|\n");
         for set in r["sets"].as_array().into_iter().flatten() {
-            let Some(mm) = set.get("members_mean") else {
+            let Some(mm) = set.get(key) else {
                 continue;
             };
             let f = |k: &str| {
