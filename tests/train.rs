@@ -557,11 +557,42 @@ fn several_run_directories_predict_and_evaluate_as_one_ensemble() {
             );
         }
     }
+    // Relative weights 1 : 3 give 0.25 × a + 0.75 × b.
+    let weighted = predicted(&["predict", "--model", &both, "--weights", "1,3", fa]);
+    for ((x, y), z) in pa.iter().zip(&pb).zip(&weighted) {
+        for c in 0..2 {
+            let want = 0.25 * x.1[c] + 0.75 * y.1[c];
+            assert!(
+                (want - z.1[c]).abs() < 1.5e-6,
+                "{}: {want} vs {}",
+                z.0,
+                z.1[c]
+            );
+        }
+    }
     let o = run_ok(&["eval", "--model", &both, "--data", &spec, "--json"]);
     let m: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(m["threshold"].as_f64(), Some(0.5));
     let auroc = m["auroc"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&auroc));
+    let o = run_ok(&[
+        "eval",
+        "--model",
+        &both,
+        "--weights",
+        "1,3",
+        "--data",
+        &spec,
+        "--json",
+    ]);
+    let mw: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_ne!(mw["auroc"], m["auroc"], "the weights changed nothing");
+    for (w, needle) in [
+        ("1", "1 weights for 2 run directories"),
+        ("1,-2", "not a positive"),
+    ] {
+        expect_error(&["predict", "--model", &both, "--weights", w, fa], needle);
+    }
     // A member with other classes: one line naming it, exit code 2.
     let c = tmp.path().join("c");
     std::fs::create_dir_all(&c).unwrap();

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::seq::SeqPolicy;
 use crate::train::classify::{tuned_threshold, Metrics};
 use crate::train::metrics::{mean_sd, summarise_folds};
-use crate::train::run::{mean_probs, Ensemble};
+use crate::train::run::{mean_probs, weighted_mean_probs, Ensemble};
 
 /// Arguments of `genolm benchmark`.
 #[derive(Debug, clap::Args)]
@@ -363,8 +363,8 @@ fn run_folds(
             Some((model, w)) => {
                 let t = train_args(a, b, &blend_dir, epochs, a.seed, Some(model))?;
                 let o = crate::cli::train::run_sets(&t, &train, &valid, Some(&test))?;
-                vp = blend_probs(&vp, &o.valid_probs, *w);
-                tp = blend_probs(&tp, &o.test_probs, *w);
+                vp = weighted_mean_probs(&[&vp[..], &o.valid_probs[..]], &[1.0 - w, *w]);
+                tp = weighted_mean_probs(&[&tp[..], &o.test_probs[..]], &[1.0 - w, *w]);
                 Some((o, *w))
             }
             None => None,
@@ -404,11 +404,18 @@ fn run_folds(
             m["at_published_sn"] = at;
         }
         if let Some(ind) = indep {
-            let mut mp = Ensemble::load(&member_dirs)?.predict(ind, None)?;
-            if let Some((_, w)) = &blended {
-                let bp = Ensemble::load(std::slice::from_ref(&blend_dir))?.predict(ind, None)?;
-                mp = blend_probs(&mp, &bp, *w);
+            let mp = match &blended {
+                // The members share 1 − w, the blend model has w.
+                Some((_, w)) => {
+                    let mut dirs = member_dirs.clone();
+                    dirs.push(blend_dir.clone());
+                    let mut ws = vec![(1.0 - w) / members as f64; members];
+                    ws.push(*w);
+                    Ensemble::load(&dirs)?.with_weights(&ws)?
+                }
+                None => Ensemble::load(&member_dirs)?,
             }
+            .predict(ind, None)?;
             let r = Metrics::at(&mp, &ind.labels, nc, threshold);
             let recall = serde_json::to_value(&r)
                 .ok()
@@ -483,19 +490,6 @@ pub fn parse_blend(spec: &str) -> Result<(String, f64)> {
         ))
     })?;
     Ok((model.trim().to_string(), w))
-}
-
-/// `(1 − w) × a + w × b`, class by class.
-fn blend_probs(a: &[Vec<f32>], b: &[Vec<f32>], w: f64) -> Vec<Vec<f32>> {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| {
-            x.iter()
-                .zip(y)
-                .map(|(&p, &q)| ((1.0 - w) * p as f64 + w * q as f64) as f32)
-                .collect()
-        })
-        .collect()
 }
 
 /// The arguments of one `genolm train` run of a fold: the ensemble's model (`--model`), or

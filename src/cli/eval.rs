@@ -18,6 +18,10 @@ pub struct Args {
     /// probabilities (an ensemble; the classes must match).
     #[arg(long, value_delimiter = ',', required = true)]
     pub model: Vec<PathBuf>,
+    /// Relative weights of the run directories (one each, comma-separated, each > 0; default
+    /// equal), e.g. a seed ensemble and a blend model: `--weights 0.3,0.3,0.4`.
+    #[arg(long, value_delimiter = ',')]
+    pub weights: Vec<f64>,
     /// Labelled data SPEC (as for `genolm train`).
     #[arg(long)]
     pub data: String,
@@ -25,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     pub rc_average: Option<bool>,
     /// Decision threshold for two classes (default: the run's, see `threshold.txt`; for several
-    /// runs the mean of theirs).
+    /// runs the (weighted) mean of theirs).
     #[arg(long)]
     pub threshold: Option<f64>,
     /// Print JSON.
@@ -35,7 +39,10 @@ pub struct Args {
 
 /// Run `genolm eval`.
 pub fn run(args: Args) -> Result<()> {
-    let ens = Ensemble::load(&args.model)?;
+    let mut ens = Ensemble::load(&args.model)?;
+    if !args.weights.is_empty() {
+        ens = ens.with_weights(&args.weights)?;
+    }
     let set = LabeledSet::load_with_classes(&args.data, SeqPolicy::default(), ens.classes())?;
     let probs = ens.predict(&set, args.rc_average)?;
     let threshold = args.threshold.unwrap_or_else(|| ens.threshold());

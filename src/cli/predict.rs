@@ -18,6 +18,10 @@ pub struct Args {
     /// probabilities (an ensemble, e.g. of seeds; the classes must match).
     #[arg(long, value_delimiter = ',', required = true)]
     pub model: Vec<PathBuf>,
+    /// Relative weights of the run directories (one each, comma-separated, each > 0; default
+    /// equal), e.g. a seed ensemble and a blend model: `--weights 0.3,0.3,0.4`.
+    #[arg(long, value_delimiter = ',')]
+    pub weights: Vec<f64>,
     /// FASTA file (any container, or `-`).
     pub fasta: String,
     /// Average over the reverse complement.
@@ -30,7 +34,10 @@ pub struct Args {
 
 /// Run `genolm predict`.
 pub fn run(args: Args) -> Result<()> {
-    let ens = Ensemble::load(&args.model)?;
+    let mut ens = Ensemble::load(&args.model)?;
+    if !args.weights.is_empty() {
+        ens = ens.with_weights(&args.weights)?;
+    }
     let recs = Reader::open(&args.fasta, SeqPolicy::default())?.collect::<Result<Vec<_>>>()?;
     if recs.is_empty() {
         return Err(Error::input(format!("{}: no records", args.fasta)));

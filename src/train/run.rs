@@ -224,6 +224,8 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun> {
 pub struct Ensemble {
     /// The members, in the order given.
     pub runs: Vec<LoadedRun>,
+    /// Each member's weight (summing to 1; equal unless [`Ensemble::with_weights`] set them).
+    pub weights: Vec<f64>,
 }
 
 impl Ensemble {
@@ -247,7 +249,28 @@ impl Ensemble {
                 )));
             }
         }
-        Ok(Ensemble { runs })
+        let weights = vec![1.0 / runs.len() as f64; runs.len()];
+        Ok(Ensemble { runs, weights })
+    }
+
+    /// The same members with these relative weights (one per member, each > 0; normalised to
+    /// sum to 1).
+    pub fn with_weights(mut self, weights: &[f64]) -> Result<Self> {
+        if weights.len() != self.runs.len() {
+            return Err(Error::input(format!(
+                "--weights: {} weights for {} run directories",
+                weights.len(),
+                self.runs.len()
+            )));
+        }
+        if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+            return Err(Error::input(format!(
+                "--weights: {w} is not a positive number"
+            )));
+        }
+        let total: f64 = weights.iter().sum();
+        self.weights = weights.iter().map(|w| w / total).collect();
+        Ok(self)
     }
 
     /// Class names.
@@ -255,12 +278,16 @@ impl Ensemble {
         &self.runs[0].config.classes
     }
 
-    /// The decision threshold for two classes: the members' mean.
+    /// The decision threshold for two classes: the members' weighted mean.
     pub fn threshold(&self) -> f64 {
-        self.runs.iter().map(|r| r.threshold).sum::<f64>() / self.runs.len() as f64
+        self.runs
+            .iter()
+            .zip(&self.weights)
+            .map(|(r, w)| r.threshold * w)
+            .sum()
     }
 
-    /// Mean class probabilities of `set` over the members; each member encodes with its own
+    /// Weighted mean class probabilities of `set` over the members; each member encodes with its own
     /// tokenizer and length and averages over the reverse complement when `rc` says so
     /// (`None`: as it was trained).
     pub fn predict(&self, set: &LabeledSet, rc: Option<bool>) -> Result<Vec<Vec<f32>>> {
@@ -274,20 +301,29 @@ impl Ensemble {
                 rc.unwrap_or(r.config.train.rc_average),
             )?);
         }
-        Ok(mean_probs(&all))
+        Ok(weighted_mean_probs(&all, &self.weights))
     }
 }
 
 /// The element-wise mean of several models' class probabilities for the same records.
 pub fn mean_probs<P: AsRef<[Vec<f32>]>>(runs: &[P]) -> Vec<Vec<f32>> {
+    weighted_mean_probs(runs, &vec![1.0 / runs.len().max(1) as f64; runs.len()])
+}
+
+/// `Σ weights[k] × runs[k]`, element-wise (the weights are used as given).
+pub fn weighted_mean_probs<P: AsRef<[Vec<f32>]>>(runs: &[P], weights: &[f64]) -> Vec<Vec<f32>> {
     let Some(first) = runs.first().map(AsRef::as_ref) else {
         return Vec::new();
     };
-    let n = runs.len() as f64;
     (0..first.len())
         .map(|i| {
             (0..first[i].len())
-                .map(|c| (runs.iter().map(|r| r.as_ref()[i][c] as f64).sum::<f64>() / n) as f32)
+                .map(|c| {
+                    runs.iter()
+                        .zip(weights)
+                        .map(|(r, w)| r.as_ref()[i][c] as f64 * w)
+                        .sum::<f64>() as f32
+                })
                 .collect()
         })
         .collect()
