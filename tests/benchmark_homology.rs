@@ -490,19 +490,75 @@ fn blend_scores_the_weighted_mean_of_the_ensemble_and_the_blend_model() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(md.contains("blended with kmer-lr:0.25"), "{md}");
     assert!(md.contains("The blend model alone"), "{md}");
-    // One member plus the blend: the member keeps its own directory and predictions.
+    // One member plus the blend: the member keeps its own directory and predictions. With
+    // `auto` the weight is the grid point (0, 0.1, ..., 1) with the best validation AUROC.
     let one = tmp.path().join("one");
-    run_ok(&args(&one, &["--blend", "kmer-lr:0.5"]));
+    run_ok(&args(&one, &["--blend", "kmer-lr:auto"]));
     let fold = one.join("cnnprom_bacillus/fold_1");
     assert_eq!(
         predictions(&fold.join("member_1/test_predictions.tsv")),
         members[0]
     );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(one.join("report.json")).unwrap()).unwrap();
+    let w = r["sets"][0]["folds"][0]["blend"]["weight"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (w * 10.0 - (w * 10.0).round()).abs() < 1e-9 && (0.0..=1.0).contains(&w),
+        "{w}"
+    );
+    let mv = predictions(&fold.join("member_1/valid_predictions.tsv"));
+    let bv = predictions(&fold.join("blend/valid_predictions.tsv"));
+    let auroc_at = |w: f64| {
+        let s: Vec<(f64, bool)> = mv
+            .iter()
+            .zip(&bv)
+            .map(|(m, b)| ((1.0 - w) * m.2[1] + w * b.2[1], m.1 == "promoter"))
+            .collect();
+        let (mut pairs, mut good) = (0.0, 0.0);
+        for (p, yes) in &s {
+            for (q, no) in &s {
+                if *yes && !*no {
+                    pairs += 1.0;
+                    good += if p > q {
+                        1.0
+                    } else if p == q {
+                        0.5
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+        good / pairs
+    };
+    let best = (0..=10)
+        .map(|i| auroc_at(i as f64 / 10.0))
+        .fold(0.0, f64::max);
+    // The TSVs hold 6 decimals, so a near-tie may rank differently by a pair or two.
+    assert!(
+        auroc_at(w) >= best - 2e-3,
+        "weight {w}: {} vs best {best}",
+        auroc_at(w)
+    );
+    let mixed = predictions(&fold.join("test_predictions.tsv"));
+    let bt = predictions(&fold.join("blend/test_predictions.tsv"));
+    for ((m, b), x) in members[0].iter().zip(&bt).zip(&mixed) {
+        let want = (1.0 - w) * m.2[1] + w * b.2[1];
+        assert!(
+            (want - x.2[1]).abs() < 3e-6,
+            "{}: {want} vs {}",
+            x.0,
+            x.2[1]
+        );
+    }
     // Bad blends: one line, exit code 2, naming the problem.
     for (extra, needle) in [
         (&["--blend", "kmer-lr"][..], "MODEL:WEIGHT"),
         (&["--blend", "kmer-lr:0"][..], "MODEL:WEIGHT"),
         (&["--blend", "kmer-lr:1.5"][..], "MODEL:WEIGHT"),
+        (&["--blend", "kmer-lr:best"][..], "or auto"),
         (&["--blend", "nope:0.5"][..], "unknown model 'nope'"),
         (&["--blend-args=--lr 1e-3"][..], "only with --blend"),
     ] {

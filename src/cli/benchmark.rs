@@ -92,7 +92,9 @@ pub struct PromoterArgs {
     /// MODEL once per fold on the same split and validation holdout (seed --seed, in
     /// `fold_i/blend`, with --train-args then --blend-args) and scores (1 − WEIGHT) × the
     /// ensemble's mean probabilities + WEIGHT × its own; `--threshold auto` is chosen on the
-    /// blended validation probabilities. The fold also reports the blend model's own figures.
+    /// blended validation probabilities. `MODEL:auto` chooses WEIGHT per fold on the validation
+    /// holdout (0, 0.1, …, 1: highest AUROC for two classes, else highest mean log-likelihood;
+    /// ties to the smaller). The fold also reports the blend model's own figures and the weight.
     #[arg(long, value_name = "MODEL:WEIGHT")]
     pub blend: Option<String>,
     /// Extra `genolm train` options for the --blend model only (after --train-args).
@@ -363,9 +365,10 @@ fn run_folds(
             Some((model, w)) => {
                 let t = train_args(a, b, &blend_dir, epochs, a.seed, Some(model))?;
                 let o = crate::cli::train::run_sets(&t, &train, &valid, Some(&test))?;
-                vp = weighted_mean_probs(&[&vp[..], &o.valid_probs[..]], &[1.0 - w, *w]);
-                tp = weighted_mean_probs(&[&tp[..], &o.test_probs[..]], &[1.0 - w, *w]);
-                Some((o, *w))
+                let w = w.unwrap_or_else(|| blend_weight(&vp, &o.valid_probs, &valid.labels));
+                vp = weighted_mean_probs(&[&vp[..], &o.valid_probs[..]], &[1.0 - w, w]);
+                tp = weighted_mean_probs(&[&tp[..], &o.test_probs[..]], &[1.0 - w, w]);
+                Some((o, w))
             }
             None => None,
         };
@@ -405,12 +408,14 @@ fn run_folds(
         }
         if let Some(ind) = indep {
             let mp = match &blended {
-                // The members share 1 − w, the blend model has w.
+                // The members share 1 − w, the blend model has w (a zero weight drops its side).
                 Some((_, w)) => {
-                    let mut dirs = member_dirs.clone();
-                    dirs.push(blend_dir.clone());
-                    let mut ws = vec![(1.0 - w) / members as f64; members];
-                    ws.push(*w);
+                    let (dirs, ws): (Vec<PathBuf>, Vec<f64>) = member_dirs
+                        .iter()
+                        .map(|d| (d.clone(), (1.0 - w) / members as f64))
+                        .chain([(blend_dir.clone(), *w)])
+                        .filter(|(_, x)| *x > 0.0)
+                        .unzip();
                     Ensemble::load(&dirs)?.with_weights(&ws)?
                 }
                 None => Ensemble::load(&member_dirs)?,
@@ -471,18 +476,25 @@ fn at_published_sn(
     }))
 }
 
-/// `--blend MODEL:WEIGHT` parsed: the model name (checked) and a weight in (0, 1].
-pub fn parse_blend(spec: &str) -> Result<(String, f64)> {
+/// `--blend MODEL:WEIGHT` parsed: the model name (checked) and a weight in (0, 1], or `None`
+/// for `auto` (chosen per fold on validation, see [`blend_weight`]).
+pub fn parse_blend(spec: &str) -> Result<(String, Option<f64>)> {
     let bad = || {
         Error::input(format!(
-            "--blend '{spec}': expected MODEL:WEIGHT with WEIGHT in (0, 1], e.g. kmer-lr:0.5"
+            "--blend '{spec}': expected MODEL:WEIGHT with WEIGHT in (0, 1] or auto, e.g. kmer-lr:0.5"
         ))
     };
     let (model, w) = spec.rsplit_once(':').ok_or_else(bad)?;
-    let w: f64 = w.trim().parse().map_err(|_| bad())?;
-    if !(w > 0.0 && w <= 1.0) {
-        return Err(bad());
-    }
+    let w = match w.trim() {
+        "auto" => None,
+        x => {
+            let w: f64 = x.parse().map_err(|_| bad())?;
+            if !(w > 0.0 && w <= 1.0) {
+                return Err(bad());
+            }
+            Some(w)
+        }
+    };
     crate::models::BackboneConfig::by_name(model.trim()).map_err(|e| {
         Error::input(format!(
             "--blend: {}",
@@ -490,6 +502,34 @@ pub fn parse_blend(spec: &str) -> Result<(String, f64)> {
         ))
     })?;
     Ok((model.trim().to_string(), w))
+}
+
+/// The blend weight of `--blend MODEL:auto`: of 0, 0.1, …, 1, the one whose mix
+/// `(1 − w) × ensemble + w × blend` scores best on the validation labels (AUROC of the last class
+/// for two classes, else the mean log-likelihood of the true class); ties go to the smaller.
+pub fn blend_weight(ensemble: &[Vec<f32>], blend: &[Vec<f32>], labels: &[u32]) -> f64 {
+    let score = |w: f64| {
+        let p = weighted_mean_probs(&[ensemble, blend], &[1.0 - w, w]);
+        if p.first().is_some_and(|r| r.len() == 2) {
+            let s: Vec<f64> = p.iter().map(|r| r[1] as f64).collect();
+            crate::train::metrics::auroc(&s, labels)
+        } else {
+            p.iter()
+                .zip(labels)
+                .map(|(r, &y)| (r[y as usize] as f64).max(1e-12).ln())
+                .sum::<f64>()
+                / labels.len().max(1) as f64
+        }
+    };
+    let mut best = (0.0, f64::NEG_INFINITY);
+    for i in 0..=10 {
+        let w = i as f64 / 10.0;
+        let sc = score(w);
+        if sc > best.1 + 1e-12 {
+            best = (w, sc);
+        }
+    }
+    best.0
 }
 
 /// The arguments of one `genolm train` run of a fold: the ensemble's model (`--model`), or
@@ -978,4 +1018,63 @@ fn homology_markdown(r: &Value) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blend_weight_picks_the_better_side_on_validation() {
+        let labels = [0u32, 0, 1, 1];
+        let good = vec![
+            vec![0.9f32, 0.1],
+            vec![0.8, 0.2],
+            vec![0.3, 0.7],
+            vec![0.1, 0.9],
+        ];
+        let bad = vec![
+            vec![0.1f32, 0.9],
+            vec![0.2, 0.8],
+            vec![0.7, 0.3],
+            vec![0.9, 0.1],
+        ];
+        // A perfect ensemble and a reversed blend model: weight 0 (ties go to the smaller).
+        assert_eq!(blend_weight(&good, &bad, &labels), 0.0);
+        // The other way round: the smallest weight whose mix ranks perfectly (at 0.6 the mix
+        // is 0.42, 0.44, 0.54, 0.58; at 0.5 all four tie at 0.5).
+        assert_eq!(blend_weight(&bad, &good, &labels), 0.6);
+        // Three classes: the mean log-likelihood decides.
+        let l3 = [0u32, 1, 2];
+        let sure = vec![
+            vec![0.8f32, 0.1, 0.1],
+            vec![0.1, 0.8, 0.1],
+            vec![0.1, 0.1, 0.8],
+        ];
+        let flat = vec![vec![1.0f32 / 3.0; 3]; 3];
+        assert_eq!(blend_weight(&flat, &sure, &l3), 1.0);
+        assert_eq!(blend_weight(&sure, &flat, &l3), 0.0);
+    }
+
+    #[test]
+    fn parse_blend_takes_weights_and_auto() {
+        assert_eq!(
+            parse_blend("kmer-lr:0.4").unwrap(),
+            ("kmer-lr".into(), Some(0.4))
+        );
+        assert_eq!(
+            parse_blend("kmer-lr:auto").unwrap(),
+            ("kmer-lr".into(), None)
+        );
+        for bad in [
+            "kmer-lr",
+            "kmer-lr:0",
+            "kmer-lr:-1",
+            "kmer-lr:2",
+            "nope:0.5",
+            "kmer-lr:x",
+        ] {
+            assert!(parse_blend(bad).is_err(), "{bad}");
+        }
+    }
 }
