@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Backbone, Ctx};
 use crate::error::{Error, Result};
-use crate::tokenize::N_SPECIAL;
+use crate::tokenize::{N_SPECIAL, PAD};
 
 /// The `char` tokenizer's vocabulary size (its ids for A, C, G, T are 5, 6, 7, 8).
 const CHAR_VOCAB: usize = N_SPECIAL as usize + 5;
@@ -85,8 +85,8 @@ impl KmerSpectrum {
 
 /// Z-scored k-mer spectrum of one sequence of `char` token ids, k = 1..=`k_max`, laid out by k,
 /// then by k-mer code (A=0 C=1 G=2 T=3, first base most significant). Each count c of a k-mer
-/// among the n = L - k + 1 windows becomes (c - n/4^k) / sqrt(n/4^k (1 - 1/4^k)); windows over a
-/// non-base token count for nothing.
+/// among the n = L - k + 1 windows becomes (c - n/4^k) / sqrt(n/4^k (1 - 1/4^k)), where L counts
+/// every token but `[PAD]`; windows over a non-base token count for nothing.
 pub fn spectrum(ids: &[u32], k_max: usize) -> Vec<f64> {
     let mut counts = Vec::with_capacity(k_max);
     for k in 1..=k_max {
@@ -103,9 +103,11 @@ pub fn spectrum(ids: &[u32], k_max: usize) -> Vec<f64> {
             c[code] += 1;
         }
     }
+    // `[PAD]` (padding of shorter sequences, or a shift's vacated end) is not sequence.
+    let len = ids.iter().filter(|&&id| id != PAD).count();
     let mut out = Vec::with_capacity(counts.iter().map(Vec::len).sum());
     for (k, c) in counts.iter().enumerate() {
-        let n = ids.len().saturating_sub(k) as f64;
+        let n = len.saturating_sub(k) as f64;
         let p = 1.0 / c.len() as f64;
         let mean = n * p;
         let sd = (n * p * (1.0 - p)).sqrt().max(1e-12);
@@ -183,6 +185,10 @@ mod tests {
         assert_eq!(counted, vec![1, 11]);
         // Lower case is the same base.
         assert_eq!(spectrum(&ids(b"acgta"), 3), spectrum(&ids(b"ACGTA"), 3));
+        // Padding is not sequence: a padded record has the spectrum of the record itself.
+        let mut padded = ids(b"ACGTA");
+        padded.extend([PAD; 4]);
+        assert_eq!(spectrum(&padded, 3), spectrum(&ids(b"ACGTA"), 3));
     }
 
     #[test]
