@@ -311,6 +311,18 @@ fn folds_option_runs_only_the_named_folds() {
     assert_eq!(n_valid("fold_1"), 20);
 }
 
+/// [`bacillus_benchmark`] on fold 1 only, at most 150 training examples, `--threshold auto`.
+fn first_fold_of_150(data: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let base = [
+        "--folds",
+        "1",
+        "--max-train",
+        "150",
+        "--train-args=--threshold auto",
+    ];
+    bacillus_benchmark(data, out, &[&base[..], extra].concat())
+}
+
 /// Read a predictions TSV: (name, label, probabilities).
 fn predictions(path: &Path) -> Vec<(String, String, Vec<f64>)> {
     let text = std::fs::read_to_string(path).unwrap();
@@ -332,15 +344,7 @@ fn predictions(path: &Path) -> Vec<(String, String, Vec<f64>)> {
 fn ensemble_scores_the_mean_of_its_members() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synthetic_data(&tmp.path().join("data"));
-    let base = [
-        "--folds",
-        "1",
-        "--max-train",
-        "150",
-        "--train-args=--threshold auto",
-    ];
-    let args =
-        |out: &Path, extra: &[&str]| bacillus_benchmark(&data, out, &[&base[..], extra].concat());
+    let args = |out: &Path, extra: &[&str]| first_fold_of_150(&data, out, extra);
     let single = tmp.path().join("single");
     run_ok(&args(&single, &[]));
     let ens = tmp.path().join("ens");
@@ -452,15 +456,7 @@ fn ensemble_scores_the_mean_of_its_members() {
 fn blend_scores_the_weighted_mean_of_the_ensemble_and_the_blend_model() {
     let tmp = tempfile::tempdir().unwrap();
     let data = synthetic_data(&tmp.path().join("data"));
-    let base = [
-        "--folds",
-        "1",
-        "--max-train",
-        "150",
-        "--train-args=--threshold auto",
-    ];
-    let args =
-        |out: &Path, extra: &[&str]| bacillus_benchmark(&data, out, &[&base[..], extra].concat());
+    let args = |out: &Path, extra: &[&str]| first_fold_of_150(&data, out, extra);
     let out = tmp.path().join("blend");
     run_ok(&args(&out, &["--ensemble", "2", "--blend", "kmer-lr:0.25"]));
     let fold = out.join("cnnprom_bacillus/fold_1");

@@ -698,18 +698,16 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
                 .map(String::from);
         }
         let (mean, sd) = summarise(&fold_metrics, &indep_recall);
-        let member_figs: Vec<Value> = fold_metrics
-            .iter()
-            .filter_map(|m| m.get("members").cloned())
-            .collect();
-        let members_mean = (!member_figs.is_empty())
-            .then(|| Value::Object(summarise_folds(&member_figs, &FIGURES, figure).0));
-        let blend_figs: Vec<Value> = fold_metrics
-            .iter()
-            .filter_map(|m| m.get("blend").cloned())
-            .collect();
-        let blend_mean = (!blend_figs.is_empty())
-            .then(|| Value::Object(summarise_folds(&blend_figs, &FIGURES, figure).0));
+        // Mean over folds of a per-fold figure block (`members`, `blend`), when the folds have it.
+        let fold_mean = |key: &str| {
+            let figs: Vec<Value> = fold_metrics
+                .iter()
+                .filter_map(|m| m.get(key).cloned())
+                .collect();
+            (!figs.is_empty()).then(|| Value::Object(summarise_folds(&figs, &FIGURES, figure).0))
+        };
+        let members_mean = fold_mean("members");
+        let blend_mean = fold_mean("blend");
         let published: Vec<Value> = b
             .published
             .iter()

@@ -14,10 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Backbone, Ctx};
 use crate::error::{Error, Result};
-use crate::tokenize::{N_SPECIAL, PAD};
-
-/// The `char` tokenizer's vocabulary size (its ids for A, C, G, T are 5, 6, 7, 8).
-const CHAR_VOCAB: usize = N_SPECIAL as usize + 5;
+use crate::tokenize::{CharTokenizer, Tokenizer, N_SPECIAL, PAD};
 
 /// Settings of the k-mer spectrum backbone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,9 +66,10 @@ impl KmerSpectrum {
                 cfg.k_max
             )));
         }
-        if vocab != CHAR_VOCAB {
+        let char_vocab = CharTokenizer.vocab_size();
+        if vocab != char_vocab {
             return Err(Error::input(format!(
-                "kmer-lr reads bases from the char tokenizer (vocabulary {CHAR_VOCAB}); this \
+                "kmer-lr reads bases from the char tokenizer (vocabulary {char_vocab}); this \
                  tokenizer has {vocab} ids (use --tokenizer char)"
             )));
         }
