@@ -560,4 +560,22 @@ fn blend_scores_the_weighted_mean_of_the_ensemble_and_the_blend_model() {
     ] {
         expect_error(&args(&tmp.path().join("bad"), extra), needle);
     }
+    // The blend model's options are checked before any member trains, and the message names
+    // --blend-args.
+    let bad = tmp.path().join("bad_args");
+    for (extra, needle) in [
+        (
+            &["--blend", "kmer-lr:0.4", "--blend-args=--valid x.tsv"][..],
+            "--train-args with --blend-args: --valid, --test and --cv",
+        ),
+        (
+            &["--blend", "kmer-lr:0.4", "--blend-args=--no-such-option"][..],
+            "--train-args with --blend-args",
+        ),
+    ] {
+        expect_error(&args(&bad, extra), needle);
+        assert!(!bad
+            .join("cnnprom_bacillus/fold_1/member_1/model.safetensors")
+            .exists());
+    }
 }

@@ -408,7 +408,8 @@ fn write_scaling(dir: &Path, points: &[ScalingPoint]) -> Result<()> {
 /// Arguments of `genolm bench train`.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Model (`gb-cnn`, `cnn`, `transformer`, `mamba`, `caduceus`, `hyena`).
+    /// Model: a `genolm train --model` name (`gb-cnn`, `cnn`, `transformer`, `transformer-dense`,
+    /// `mamba`, `caduceus`, `hyena`, `kmer-lr`).
     #[arg(long, default_value = "gb-cnn")]
     pub model: String,
     /// Batch size.

@@ -292,10 +292,10 @@ fn run_folds(
     max_folds: usize,
     max_train: Option<usize>,
     epochs: usize,
+    blend: Option<&(String, Option<f64>)>,
 ) -> Result<(Vec<Value>, Vec<f64>)> {
     let mut fold_metrics = Vec::new();
     let mut indep_recall = Vec::new();
-    let blend = a.blend.as_deref().map(parse_blend).transpose()?;
     if let Some(&bad) = a.folds.iter().find(|&&f| f == 0 || f > p.folds.len()) {
         return Err(Error::input(format!(
             "--folds: {} has folds 1 to {}, not {bad}",
@@ -337,6 +337,15 @@ fn run_folds(
             .enumerate()
             .map(|(k, mdir)| train_args(a, b, mdir, epochs, a.seed + k as u64, None))
             .collect::<Result<Vec<_>>>()?;
+        // The blend model's options are checked too before any member trains.
+        let blend_dir = dir.join("blend");
+        let blend_run = match blend {
+            Some((model, w)) => Some((
+                train_args(a, b, &blend_dir, epochs, a.seed, Some(model))?,
+                *w,
+            )),
+            None => None,
+        };
         // Early stopping and the threshold use a stratified holdout of the training fold
         // (`--valid-fraction`, default 0.1, from --train-args), the same for every member.
         let hold = stratified_holdout(
@@ -360,10 +369,8 @@ fn run_folds(
         };
         let mut vp = mean_of(|o| &o.valid_probs);
         let mut tp = mean_of(|o| &o.test_probs);
-        let blend_dir = dir.join("blend");
-        let blended = match &blend {
-            Some((model, w)) => {
-                let t = train_args(a, b, &blend_dir, epochs, a.seed, Some(model))?;
+        let blended = match blend_run {
+            Some((t, w)) => {
                 let o = crate::cli::train::run_sets(&t, &train, &valid, Some(&test))?;
                 let w = w.unwrap_or_else(|| blend_weight(&vp, &o.valid_probs, &valid.labels));
                 vp = weighted_mean_probs(&[&vp[..], &o.valid_probs[..]], &[1.0 - w, w]);
@@ -573,13 +580,13 @@ fn train_args(
         })?
         .a;
     if t.valid.is_some() || t.test.is_some() || t.cv.is_some() {
-        return Err(Error::input(
-            "--train-args: --valid, --test and --cv are not taken: the benchmark splits each set itself",
-        ));
+        return Err(Error::input(format!(
+            "{what}: --valid, --test and --cv are not taken: the benchmark splits each set itself"
+        )));
     }
     if t.task != "classify" {
         return Err(Error::input(format!(
-            "--train-args: --task {}: the promoter benchmark is classification only",
+            "{what}: --task {}: the promoter benchmark is classification only",
             t.task
         )));
     }
@@ -643,9 +650,8 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
     if a.ensemble == 0 {
         return Err(Error::input("--ensemble: need at least one model per fold"));
     }
-    if let Some(spec) = &a.blend {
-        parse_blend(spec)?;
-    } else if !a.blend_args.trim().is_empty() {
+    let blend = a.blend.as_deref().map(parse_blend).transpose()?;
+    if blend.is_none() && !a.blend_args.trim().is_empty() {
         return Err(Error::input("--blend-args: only with --blend"));
     }
     if !a.folds.is_empty() && (a.max_folds.is_some() || a.quick) {
@@ -690,6 +696,7 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
             max_folds,
             max_train,
             epochs,
+            blend.as_ref(),
         )?;
         if model_name.is_none() {
             model_name = fold_metrics
@@ -754,7 +761,17 @@ pub fn promoters(a: &PromoterArgs) -> Result<Value> {
                 dir: a.out.join(b.name).join("homology"),
                 leak_identity: Some(a.identity),
             };
-            let (hm, hr) = run_folds(a, b, &set, indep.as_ref(), &p, max_folds, max_train, epochs)?;
+            let (hm, hr) = run_folds(
+                a,
+                b,
+                &set,
+                indep.as_ref(),
+                &p,
+                max_folds,
+                max_train,
+                epochs,
+                blend.as_ref(),
+            )?;
             let (mean, sd) = summarise(&hm, &hr);
             entry["homology"] = json!({
                 "identity": a.identity,
