@@ -423,9 +423,9 @@ fn run_folds(
                         .chain([(blend_dir.clone(), *w)])
                         .filter(|(_, x)| *x > 0.0)
                         .unzip();
-                    Ensemble::load(&dirs)?.with_weights(&ws)?
+                    Ensemble::load(&dirs, &ws)?
                 }
-                None => Ensemble::load(&member_dirs)?,
+                None => Ensemble::load(&member_dirs, &[])?,
             }
             .predict(ind, None)?;
             let r = Metrics::at(&mp, &ind.labels, nc, threshold);

@@ -39,10 +39,7 @@ pub struct Args {
 
 /// Run `genolm eval`.
 pub fn run(args: Args) -> Result<()> {
-    let mut ens = Ensemble::load(&args.model)?;
-    if !args.weights.is_empty() {
-        ens = ens.with_weights(&args.weights)?;
-    }
+    let ens = Ensemble::load(&args.model, &args.weights)?;
     let set = LabeledSet::load_with_classes(&args.data, SeqPolicy::default(), ens.classes())?;
     let probs = ens.predict(&set, args.rc_average)?;
     let threshold = args.threshold.unwrap_or_else(|| ens.threshold());

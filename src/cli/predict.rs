@@ -34,10 +34,7 @@ pub struct Args {
 
 /// Run `genolm predict`.
 pub fn run(args: Args) -> Result<()> {
-    let mut ens = Ensemble::load(&args.model)?;
-    if !args.weights.is_empty() {
-        ens = ens.with_weights(&args.weights)?;
-    }
+    let ens = Ensemble::load(&args.model, &args.weights)?;
     let recs = Reader::open(&args.fasta, SeqPolicy::default())?.collect::<Result<Vec<_>>>()?;
     if recs.is_empty() {
         return Err(Error::input(format!("{}: no records", args.fasta)));

@@ -28,7 +28,8 @@ pub struct Args {
     pub task: String,
     /// Model: `cnn` (dilated residual CNN), `gb-cnn` (the genomic-benchmarks baseline), `transformer`
     /// (block-sparse attention), `mamba` (bidirectional), `caduceus` (RC-equivariant Mamba), `hyena`,
-    /// `kmer-lr` (logistic regression on the k-mer spectrum; classify only). Default `cnn`; with --init, the source's backbone (a different one named here is an error).
+    /// `kmer-lr` (logistic regression on the k-mer spectrum; classify only). Default `cnn`; with
+    /// --init, the source's backbone (a different one named here is an error).
     #[arg(long)]
     pub model: Option<String>,
     /// A TOML file with the backbone settings (overrides --model's defaults).

@@ -263,12 +263,6 @@ impl SegmentModel {
                 cfg.num_classes, cfg.vocab_size
             )));
         }
-        if let super::BackboneConfig::KmerLr(_) = cfg.backbone {
-            return Err(Error::input(
-                "model kmer-lr has one feature vector per sequence, no per-base features; it \
-                 serves classification only",
-            ));
-        }
         let backbone = super::build_backbone(
             &cfg.backbone,
             cfg.vocab_size,
@@ -277,6 +271,15 @@ impl SegmentModel {
         )?;
         let probe = 1 << 16;
         let out = backbone.out_len(probe);
+        // An output length that does not grow with the input (kmer-lr's spectrum) is one feature
+        // vector per sequence: there is nothing per base to segment.
+        if backbone.out_len(2 * probe) == out {
+            return Err(Error::input(format!(
+                "model {} has one feature vector per sequence, no per-base features; it serves \
+                 classification only",
+                cfg.backbone.name()
+            )));
+        }
         if out == 0 || probe % out != 0 {
             return Err(Error::input(format!(
                 "model {} does not downsample by an integer factor ({probe} -> {out} positions)",

@@ -224,15 +224,29 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun> {
 pub struct Ensemble {
     /// The members, in the order given.
     pub runs: Vec<LoadedRun>,
-    /// Each member's weight (summing to 1; equal unless [`Ensemble::with_weights`] set them).
+    /// Each member's weight (summing to 1; equal unless [`Ensemble::load`] was given weights).
     pub weights: Vec<f64>,
 }
 
 impl Ensemble {
-    /// Load every run directory; all must have the same classes, in the same order.
-    pub fn load(dirs: &[PathBuf]) -> Result<Self> {
+    /// Load every run directory; all must have the same classes, in the same order. `weights`
+    /// are their relative weights (one per directory, each > 0, normalised to sum to 1); empty
+    /// means equal.
+    pub fn load(dirs: &[PathBuf], weights: &[f64]) -> Result<Self> {
         if dirs.is_empty() {
             return Err(Error::input("--model: no run directory given"));
+        }
+        if !weights.is_empty() && weights.len() != dirs.len() {
+            return Err(Error::input(format!(
+                "--weights: {} weights for {} run directories",
+                weights.len(),
+                dirs.len()
+            )));
+        }
+        if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
+            return Err(Error::input(format!(
+                "--weights: {w} is not a positive number"
+            )));
         }
         let runs = dirs
             .iter()
@@ -249,28 +263,13 @@ impl Ensemble {
                 )));
             }
         }
-        let weights = vec![1.0 / runs.len() as f64; runs.len()];
+        let weights = if weights.is_empty() {
+            vec![1.0 / runs.len() as f64; runs.len()]
+        } else {
+            let total: f64 = weights.iter().sum();
+            weights.iter().map(|w| w / total).collect()
+        };
         Ok(Ensemble { runs, weights })
-    }
-
-    /// The same members with these relative weights (one per member, each > 0; normalised to
-    /// sum to 1).
-    pub fn with_weights(mut self, weights: &[f64]) -> Result<Self> {
-        if weights.len() != self.runs.len() {
-            return Err(Error::input(format!(
-                "--weights: {} weights for {} run directories",
-                weights.len(),
-                self.runs.len()
-            )));
-        }
-        if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
-            return Err(Error::input(format!(
-                "--weights: {w} is not a positive number"
-            )));
-        }
-        let total: f64 = weights.iter().sum();
-        self.weights = weights.iter().map(|w| w / total).collect();
-        Ok(self)
     }
 
     /// Class names.
